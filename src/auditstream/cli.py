@@ -1,0 +1,63 @@
+"""The ``auditstream`` command.
+
+Each area registers its own commands through ``register(app, groups)`` in its ``cli`` module,
+so this file only lists the areas. Areas whose dependencies are not installed (the SDK-only
+install has no faust or ClickHouse) are skipped, and their commands simply do not appear.
+Command modules import heavy libraries inside the command functions to keep start-up fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="auditstream",
+    help="Audit trail and anomaly alerts for autonomous AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Shared command groups that several areas add to (e.g. `bench pipeline`, `bench nab`).
+GROUPS: dict[str, typer.Typer] = {
+    "bench": typer.Typer(
+        help="Benchmarks that print figures (never timed tests).", no_args_is_help=True
+    ),
+    "report": typer.Typer(help="Reports for analysts and governance.", no_args_is_help=True),
+    "db": typer.Typer(help="ClickHouse schema: migrations.", no_args_is_help=True),
+}
+for _name, _group in GROUPS.items():
+    app.add_typer(_group, name=_name)
+
+AREAS = (
+    "auditstream.producers.cli",
+    "auditstream.deploy.cli",
+    "auditstream.stream.cli",
+    "auditstream.detectors.cli",
+    "auditstream.alerts.cli",
+    "auditstream.governance.cli",
+)
+
+
+def _register_areas() -> None:
+    for module_name in AREAS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # Only a missing *optional dependency* or a not-yet-written area is tolerated.
+            if exc.name and (exc.name == module_name or not exc.name.startswith("auditstream")):
+                continue
+            raise
+        module.register(app, GROUPS)
+
+
+_register_areas()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
