@@ -40,6 +40,11 @@ class Topics:
         return f"{self.prefix}.alerts"
 
     @property
+    def findings(self) -> str:
+        """Detector and policy findings, before the alert engine dedups and groups them."""
+        return f"{self.prefix}.findings"
+
+    @property
     def registry(self) -> str:
         return f"{self.prefix}.registry"
 
