@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: setup demo up down test lint bench
 
 setup:
-	bash deploy/setup.sh
+	PY=$(PY) bash deploy/setup.sh
 
 demo:
 	$(BIN)/auditstream demo

@@ -270,10 +270,14 @@ def decode_event(
         env = _envelope_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise _contract_error(exc) from None
+    except UnicodeDecodeError as exc:  # msgspec raises this, not DecodeError, for bad UTF-8
+        raise ContractError("$", f"not valid UTF-8 ({exc.reason})") from None
     try:
         data = _data_decoders[env.type].decode(env.data)
     except msgspec.DecodeError as exc:
         raise _contract_error(exc, "$.data") from None
+    except UnicodeDecodeError as exc:
+        raise ContractError("$.data", f"not valid UTF-8 ({exc.reason})") from None
     _check_consistency(env.subject, env.type, data)
     return AuditEvent(
         id=env.id,

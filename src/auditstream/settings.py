@@ -66,6 +66,8 @@ class Settings:
     sink_batch_seconds: float = 0.5
     max_event_bytes: int = 256 * 1024
     state_dir: str = ".state"
+    # Key of the HMAC that pseudonymises customer ids before storage (never logged).
+    pii_hash_key: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +93,7 @@ class Settings:
             ),
             max_event_bytes=int(env.get("AUDITSTREAM_MAX_EVENT_BYTES", defaults.max_event_bytes)),
             state_dir=env.get("AUDITSTREAM_STATE_DIR", defaults.state_dir),
+            pii_hash_key=env.get("AUDITSTREAM_PII_HASH_KEY", defaults.pii_hash_key),
         )
 
     def kafka_config(self, **overrides: object) -> dict[str, object]:

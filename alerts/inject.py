@@ -1,0 +1,152 @@
+"""Demo/test traffic with injected incidents: an error spike on one agent, a complaint burst on
+another, quiet agents around them. Pure: contract events only, deterministic per seed.
+
+Used by the end-to-end test and by the demo (``auditstream alerts inject`` produces it to the
+events topic). Time is generated in slices (:meth:`IncidentScenario.events`), so a caller can
+produce a backdated baseline first and then "live" slices as wall time passes.
+
+Complaints are half attributed by ``subject`` and half only by the conversation they are about
+(no agent named), so the stream's conversation → agent linking is exercised too.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from auditstream.producers.contract import (
+    Action,
+    AuditEvent,
+    Complaint,
+    Error,
+    make_event,
+)
+
+
+@dataclass(frozen=True)
+class Injected:
+    alertname: str  # the alert it should raise: "ErrorSpike" | "ComplaintBurst"
+    agent_id: str
+    start: float  # event time, epoch seconds
+    end: float
+    size: float  # error probability during the spike / number of complaints
+
+
+@dataclass
+class IncidentScenario:
+    """Steady traffic for ``agents`` plus the ``injected`` incidents (event time, seconds)."""
+
+    agents: tuple[str, ...]
+    injected: tuple[Injected, ...]
+    rate_per_min: float = 60.0
+    error_rate: float = 0.01
+    seed: int = 0
+
+    def events(self, t_from: float, t_to: float) -> list[AuditEvent]:
+        """Every event with event time in ``[t_from, t_to)``, in time order.
+
+        Deterministic per (seed, second): slices of any width give the same events.
+        """
+        out: list[tuple[float, AuditEvent]] = []
+        for second in range(math.floor(t_from), math.ceil(t_to)):
+            for agent in self.agents:
+                rng = random.Random(f"{self.seed}:{agent}:{second}")
+                n = _poisson(rng, self.rate_per_min / 60.0)
+                for i in range(n):
+                    t = second + rng.random()
+                    if not t_from <= t < t_to:
+                        continue
+                    out.append((t, self._operation(agent, t, i, rng)))
+        for j, inj in enumerate(self.injected):
+            if inj.alertname != "ComplaintBurst":
+                continue
+            rng = random.Random(f"{self.seed}:complaints:{j}")
+            n = int(inj.size)
+            for k in range(n):
+                t = inj.start + (inj.end - inj.start) * (k + rng.random()) / n
+                if t_from <= t < t_to:
+                    out.append((t, self._complaint(inj, t, k)))
+        out.sort(key=lambda x: x[0])
+        return [e for _, e in out]
+
+    def _error_prob(self, agent: str, t: float) -> float:
+        for inj in self.injected:
+            if inj.alertname == "ErrorSpike" and inj.agent_id == agent and inj.start <= t < inj.end:
+                return inj.size
+        return self.error_rate
+
+    def _operation(self, agent: str, t: float, i: int, rng: random.Random) -> AuditEvent:
+        when = datetime.fromtimestamp(t, UTC)
+        conv = conversation_id(agent, t)
+        action_id = f"{agent}-act-{int(t * 1000)}-{i}"
+        if rng.random() < self._error_prob(agent, t):
+            data: Error | Action = Error(
+                error_type="tool_timeout",
+                message="tool call timed out",
+                action_id=action_id,
+                conversation_id=conv,
+            )
+            kind = "error"
+        else:
+            data = Action(
+                action_id=action_id,
+                decision_type="routing",
+                outcome="succeeded",
+                latency_ms=round(rng.lognormvariate(math.log(400.0), 0.4), 1),
+                conversation_id=conv,
+            )
+            kind = "action"
+        return make_event(kind, agent, data, time=when, event_id=f"{action_id}-{kind}")
+
+    def _complaint(self, inj: Injected, t: float, k: int) -> AuditEvent:
+        # About a conversation the agent had a minute earlier (so the link already exists).
+        conv = conversation_id(inj.agent_id, t - 60.0)
+        named = k % 2 == 0
+        data = Complaint(
+            complaint_id=f"cmp-{inj.agent_id}-{int(t * 1000)}-{k}",
+            conversation_id=conv,
+            category="wrong_answer",
+            severity="high",
+            text="the agent routed my request to the wrong team",
+        )
+        return make_event(
+            "complaint",
+            inj.agent_id if named else None,
+            data,
+            time=datetime.fromtimestamp(t, UTC),
+            event_id=data.complaint_id,
+        )
+
+
+def conversation_id(agent: str, t: float) -> str:
+    """One conversation per agent and minute of event time."""
+    return f"{agent}-conv-{int(t // 60)}"
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    # Knuth's method: fine for the small per-second rates used here.
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def demo_scenario(now: float, seed: int = 0) -> tuple[IncidentScenario, float, float]:
+    """The demo's scenario: 4 agents with 40 minutes of baseline, then a 90 s error spike on
+    ``demo-spiky`` and 8 complaints in 40 s on ``demo-complained``, 5 minutes before ``now``.
+    Returns the scenario, the baseline start and the injection start (event time)."""
+    baseline_start = now - 45 * 60
+    inject_at = now - 5 * 60
+    scenario = IncidentScenario(
+        agents=("demo-quiet-1", "demo-quiet-2", "demo-spiky", "demo-complained"),
+        injected=(
+            Injected("ErrorSpike", "demo-spiky", inject_at, inject_at + 90, 0.6),
+            Injected("ComplaintBurst", "demo-complained", inject_at, inject_at + 40, 8),
+        ),
+        seed=seed,
+    )
+    return scenario, baseline_start, inject_at

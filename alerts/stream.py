@@ -1,0 +1,402 @@
+"""The alert path's faust plugin: signals, complaint linking, alert engine, ticks and delivery.
+
+Installed by ``auditstream.stream.app.create_app`` through ``install(app, ctx)``. All real work
+is in pure modules (signals, engine, delivery); this file only wires them to topics and tables.
+
+Agents (all in the worker's single faust app):
+
+``alerts-signals``  on ``<prefix>.events`` (key = agent id). Per agent an :class:`AgentSignals`
+    in the changelogged table ``alerts-signals`` (so a restart keeps warm baselines). Findings go
+    to ``<prefix>.findings``. Complaints are *not* scored here: they go to the link topic.
+``alerts-links``    on the internal topic ``<prefix>.alerts-links`` keyed by conversation/action
+    id: remembers which agent handled a conversation/action (table ``alerts-conversations``,
+    bounded by a TTL) and resolves complaints that name no agent; every complaint is scored by
+    one per-agent complaint signal (table ``alerts-complaints``), so both paths count together.
+``alerts-complaints`` on ``<prefix>.alerts-complaints`` keyed by agent id.
+``alerts-engine``   on ``<prefix>.findings`` (key = fingerprint): the pure engine, state in the
+    table ``alerts-engine``; alert versions go to ``<prefix>.alerts`` (the outbox).
+``alerts-ticks``    on ``<prefix>.alerts-ticks``: faust tables can only change inside stream
+    iteration, so a wall-clock timer sends one tick per partition into this topic and this agent
+    advances event time for that partition's signal and engine states (silence detection,
+    auto-resolve). Event time of a tick = the partition's newest event time + the wall time
+    elapsed since it was seen, so steady consumer lag never fakes a silence.
+``alerts-delivery`` on ``<prefix>.alerts``: writes ``alerts``/``incidents`` rows to ClickHouse,
+    then delivers (Alertmanager, PagerDuty, Slack, webhook) and records ``alert_deliveries``.
+    A separate topic and agent: a slow receiver holds back deliveries, never the event stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict
+from typing import Any
+
+import msgspec
+from auditstream.alerts.engine import AlertState, EnginePolicy, incident_for_alert, is_idle, step
+from auditstream.alerts.engine import tick as engine_tick
+from auditstream.alerts.model import (
+    Alert,
+    Finding,
+    FindingError,
+    decode_alert,
+    decode_finding,
+    encode_alert,
+    encode_finding,
+)
+from auditstream.alerts.signals import (
+    ALL_SIGNALS,
+    COMPLAINT_BURST,
+    AgentSignals,
+    Observation,
+    SignalConfig,
+    observation_from_enriched,
+)
+
+log = logging.getLogger(__name__)
+
+TICK_S = float(os.environ.get("AUDITSTREAM_ALERTS_TICK_S", "5"))
+LINK_TTL_S = float(os.environ.get("AUDITSTREAM_ALERTS_LINK_TTL_S", str(7 * 86400)))
+PERSIST_S = float(os.environ.get("AUDITSTREAM_ALERTS_PERSIST_S", "30"))
+LINK_CACHE = 100_000  # conversations per worker we remember having announced
+
+
+async def publish_finding(findings_topic: Any, finding: Finding) -> None:
+    """Send a finding to ``<prefix>.findings`` keyed by its fingerprint (from any faust agent).
+
+    ``findings_topic`` is ``ctx.findings_topic`` (a raw-bytes faust topic).
+    """
+    await findings_topic.send(key=finding.fingerprint().encode(), value=encode_finding(finding))
+
+
+class _Link(msgspec.Struct, array_like=True):
+    """Link-topic record: ``agent`` handled ``key``; or a complaint to attribute."""
+
+    kind: str  # "link" | "complaint"
+    t: float
+    agent: str = ""
+    event_id: str = ""
+
+
+class EventClock:
+    """Per-partition event-time watermark advanced by wall time between events."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[float, float]] = {}  # partition → (event time, wall time)
+
+    def observe(self, partition: int, t: float) -> None:
+        cur = self._seen.get(partition)
+        if cur is None or t > cur[0]:
+            self._seen[partition] = (t, time.time())
+
+    def now(self, partition: int) -> float | None:
+        cur = self._seen.get(partition)
+        return None if cur is None else cur[0] + (time.time() - cur[1])
+
+    def partitions(self) -> list[int]:
+        return list(self._seen)
+
+
+def _pack(partition: int, blob: bytes) -> bytes:
+    # The partition rides along so a tick for partition p finds exactly p's keys after recovery.
+    return partition.to_bytes(2, "big") + blob
+
+
+def _unpack(value: bytes) -> tuple[int, bytes]:
+    return int.from_bytes(value[:2], "big"), value[2:]
+
+
+class SignalStore:
+    """Per-agent :class:`AgentSignals` kept live in memory, persisted to a faust table.
+
+    Serialising the whole state into the changelog on every event would cost kilobytes per
+    event; instead a state is written when it produced findings (alert state changes must
+    survive) and otherwise at most every ``persist_s`` of event time. A crash therefore loses at
+    most that much baseline history, never an open condition. The cache is dropped on every
+    rebalance, so a state is only ever trusted by the worker that owns its partition.
+    """
+
+    def __init__(self, table: Any, config: SignalConfig, labels: Any, persist_s: float) -> None:
+        self.table, self.config, self.labels, self.persist_s = table, config, labels, persist_s
+        self.live: dict[str, tuple[AgentSignals, int, float]] = {}  # agent → (sig, part, saved)
+
+    def get(self, agent: str, partition: int) -> AgentSignals:
+        hit = self.live.get(agent)
+        if hit is not None:
+            return hit[0]
+        value = self.table[agent]
+        sig = (
+            AgentSignals(agent, self.config)
+            if value is None
+            else AgentSignals.from_bytes(_unpack(value)[1], self.config)
+        )
+        sig.set_labels(self.labels(agent))
+        self.live[agent] = (sig, partition, sig.s.watermark)
+        return sig
+
+    def done(self, agent: str, partition: int, findings: list[Finding], t: float) -> None:
+        """Call inside stream iteration after ``observe``/``tick`` on ``get(agent)``."""
+        sig, _, saved = self.live[agent]
+        if findings or t - saved >= self.persist_s:
+            self.table[agent] = _pack(partition, sig.to_bytes())
+            saved = t
+        self.live[agent] = (sig, partition, saved)
+
+    def agents_of(self, partition: int) -> list[str]:
+        keys = {k for k, v in self.table.items() if v is not None and _unpack(v)[0] == partition}
+        keys |= {k for k, (_, p, _) in self.live.items() if p == partition}
+        return sorted(keys)
+
+    def clear(self) -> None:
+        self.live.clear()
+
+
+def install(app: Any, ctx: Any) -> None:
+    settings = ctx.settings
+    prefix = settings.topics.prefix
+    parts = settings.partitions
+    raw = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    links_topic = app.topic(f"{prefix}.alerts-links", partitions=parts, internal=True, **raw)
+    complaints_topic = app.topic(
+        f"{prefix}.alerts-complaints", partitions=parts, internal=True, **raw
+    )
+    ticks_topic = app.topic(f"{prefix}.alerts-ticks", partitions=parts, internal=True, **raw)
+    table_kw = {"default": None, "key_type": str, "value_type": bytes, "partitions": parts}
+    signals_table = app.Table("alerts-signals", **table_kw)
+    complaints_table = app.Table("alerts-complaints", **table_kw)
+    conversations = app.Table("alerts-conversations", **table_kw)
+    engine_table = app.Table("alerts-engine", **table_kw)
+
+    config = SignalConfig(enabled=tuple(s for s in ALL_SIGNALS if s != COMPLAINT_BURST))
+    complaint_config = SignalConfig(enabled=(COMPLAINT_BURST,))
+    policy = EnginePolicy()
+    events_clock, findings_clock = EventClock(), EventClock()
+    announced: OrderedDict[str, None] = OrderedDict()
+    ctx.stats.update(
+        alerts_findings=0, alerts_alerts=0, alerts_unlinked_complaints=0, alerts_bad_findings=0
+    )
+
+    def labels_for(agent_id: str) -> dict[str, str]:
+        info = ctx.inventory.lookup(agent_id) if agent_id else None
+        if info is None:
+            return {}
+        return {"team": info.team, "owner": info.owner, "risk_tier": info.risk_tier}
+
+    async def emit(findings: list[Finding]) -> None:
+        for f in findings:
+            ctx.stats["alerts_findings"] += 1
+            await publish_finding(ctx.findings_topic, f)
+
+    signal_store = SignalStore(signals_table, config, labels_for, PERSIST_S)
+    complaint_store = SignalStore(complaints_table, complaint_config, labels_for, PERSIST_S)
+
+    @app.on_partitions_revoked.connect
+    async def _drop_caches(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        signal_store.clear()
+        complaint_store.clear()
+
+    @app.agent(ctx.events_topic, name="alerts-signals")
+    async def signals_agent(stream: Any) -> None:
+        from auditstream.stream.enrich import EnrichedEvent, KafkaCoords
+
+        async for event in stream.events():
+            msg = event.message
+            res = ctx.decode(
+                event.value, KafkaCoords(msg.topic, msg.partition, msg.offset, msg.key)
+            )
+            if not isinstance(res, EnrichedEvent):
+                continue  # the sink dead-letters it
+            t = res.event.time.timestamp()
+            data = res.event.data
+            link_keys = [k for k in (data.conversation_id, getattr(data, "action_id", None)) if k]
+            if res.kind == "complaint":
+                rec = _Link("complaint", t, res.agent_id, res.event.id)
+                if res.agent_id:
+                    await complaints_topic.send(
+                        key=res.agent_id.encode(), value=msgspec.msgpack.encode(rec)
+                    )
+                elif link_keys:
+                    await links_topic.send(
+                        key=link_keys[0].encode(), value=msgspec.msgpack.encode(rec)
+                    )
+                else:
+                    ctx.stats["alerts_unlinked_complaints"] += 1
+                continue
+            agent = res.agent_id
+            events_clock.observe(msg.partition, t)
+            for k in link_keys:
+                if k not in announced:
+                    announced[k] = None
+                    if len(announced) > LINK_CACHE:
+                        announced.popitem(last=False)
+                    rec = _Link("link", t, agent)
+                    await links_topic.send(key=k.encode(), value=msgspec.msgpack.encode(rec))
+            sig = signal_store.get(agent, msg.partition)
+            findings = sig.observe(observation_from_enriched(res))
+            signal_store.done(agent, msg.partition, findings, t)
+            await emit(findings)
+
+    @app.agent(links_topic, name="alerts-links")
+    async def links_agent(stream: Any) -> None:
+        async for event in stream.events():
+            key = (event.key or b"").decode(errors="replace")
+            try:
+                rec = msgspec.msgpack.decode(event.value, type=_Link)
+            except msgspec.DecodeError:
+                continue
+            if rec.kind == "link":
+                conversations[key] = _pack(
+                    event.message.partition, msgspec.msgpack.encode([rec.agent, rec.t])
+                )
+                continue
+            value = conversations[key]
+            if value is None:
+                ctx.stats["alerts_unlinked_complaints"] += 1
+                log.info(
+                    "complaint %s names no known conversation/action; not attributed", rec.event_id
+                )
+                continue
+            agent, _ = msgspec.msgpack.decode(_unpack(value)[1])
+            rec.agent = agent
+            await complaints_topic.send(key=agent.encode(), value=msgspec.msgpack.encode(rec))
+
+    @app.agent(complaints_topic, name="alerts-complaints")
+    async def complaints_agent(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                rec = msgspec.msgpack.decode(event.value, type=_Link)
+            except msgspec.DecodeError:
+                continue
+            p = event.message.partition
+            sig = complaint_store.get(rec.agent, p)
+            ob = Observation(t=rec.t, agent_id=rec.agent, kind="complaint", event_id=rec.event_id)
+            findings = sig.observe(ob)
+            complaint_store.done(rec.agent, p, findings, rec.t)
+            await emit(findings)
+
+    @app.agent(ctx.findings_topic, name="alerts-engine")
+    async def engine_agent(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                finding = decode_finding(event.value)
+            except FindingError as exc:
+                ctx.stats["alerts_bad_findings"] += 1
+                log.warning(
+                    "bad finding at %s/%d: %s", event.message.topic, event.message.offset, exc
+                )
+                continue
+            findings_clock.observe(event.message.partition, finding.event_time.timestamp())
+            fp = finding.fingerprint()
+            value = engine_table[fp]
+            state = None if value is None else AlertState.from_bytes(_unpack(value)[1])
+            state, alerts, _ = step(state, finding, policy)
+            engine_table[fp] = _pack(event.message.partition, state.to_bytes())
+            await _send_alerts(alerts)
+
+    async def _send_alerts(alerts: list[Alert]) -> None:
+        for a in alerts:
+            ctx.stats["alerts_alerts"] += 1
+            await ctx.alerts_topic.send(key=a.fingerprint.encode(), value=encode_alert(a))
+
+    @app.timer(interval=TICK_S)
+    async def send_ticks() -> None:
+        for p in range(parts):
+            now_events, now_findings = events_clock.now(p), findings_clock.now(p)
+            value = msgspec.msgpack.encode([now_events or 0.0, now_findings or 0.0])
+            await ticks_topic.send(key=b"tick", value=value, partition=p)
+
+    @app.agent(ticks_topic, name="alerts-ticks")
+    async def ticks_agent(stream: Any) -> None:
+        async for event in stream.events():
+            p = event.message.partition
+            now_events, now_findings = msgspec.msgpack.decode(event.value)
+            if now_events:
+                for store in (signal_store, complaint_store):
+                    for agent in store.agents_of(p):
+                        sig = store.get(agent, p)
+                        findings = sig.tick(now_events)
+                        store.done(agent, p, findings, now_events)
+                        await emit(findings)
+            if now_findings:
+                for fp, value in list(engine_table.items()):
+                    if value is None or _unpack(value)[0] != p:
+                        continue
+                    state, alerts, _ = engine_tick(
+                        AlertState.from_bytes(_unpack(value)[1]), now_findings, policy
+                    )
+                    if is_idle(state, now_findings, policy):
+                        del engine_table[fp]
+                    elif alerts:
+                        engine_table[fp] = _pack(p, state.to_bytes())
+                    await _send_alerts(alerts)
+
+    _install_delivery(app, ctx)
+
+
+def _install_delivery(app: Any, ctx: Any) -> None:
+    from auditstream.alerts.delivery import Deliverer, load_config
+    from auditstream.alerts.store import insert_alerts, insert_deliveries, insert_incidents
+
+    config = load_config()
+    state: dict[str, Any] = {}
+    ctx.stats.update(alerts_delivered=0, alerts_delivery_failures=0)
+
+    def client() -> Any:
+        if "client" not in state:
+            from auditstream.stream.clickhouse import get_client
+
+            state["client"] = get_client(ctx.settings)
+        return state["client"]
+
+    def deliverer() -> Deliverer:
+        if "deliverer" not in state:
+            state["deliverer"] = Deliverer(config)
+        return state["deliverer"]
+
+    async def store(fn: Any, rows: list[Any]) -> None:
+        # Retry ClickHouse a few times; the offset is only acked after this returns.
+        for attempt in range(5):
+            try:
+                await asyncio.to_thread(fn, client(), rows)
+                return
+            except Exception as exc:  # clickhouse-connect raises several unrelated types
+                log.warning("alert store attempt %d failed: %s", attempt + 1, exc)
+                state.pop("client", None)
+                await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
+        raise RuntimeError("ClickHouse unavailable for the alert path")
+
+    @app.agent(ctx.alerts_topic, name="alerts-delivery")
+    async def delivery_agent(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                alert = decode_alert(event.value)
+            except FindingError as exc:
+                log.warning("bad alert record at offset %d: %s", event.message.offset, exc)
+                continue
+            await store(insert_alerts, [alert])
+            await store(insert_incidents, [incident_for_alert(alert)])
+            records = await deliverer().deliver(alert)
+            _count(records)
+            await store(insert_deliveries, records)
+
+    def _count(records: list[Any]) -> None:
+        for r in records:
+            key = "alerts_delivered" if r.outcome == "ok" else "alerts_delivery_failures"
+            ctx.stats[key] += 1
+
+    resend = min((r.resend_s for r in config.receivers if r.type == "alertmanager"), default=0.0)
+    if resend > 0:
+
+        @app.timer(interval=resend)
+        async def resend_active() -> None:
+            records = await deliverer().resend_active()
+            _count(records)
+            if records:
+                await store(insert_deliveries, records)

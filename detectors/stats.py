@@ -1,0 +1,153 @@
+"""Statistical baselines: windowed Gaussian, EWMA z-score and a robust (median/MAD) z-score.
+
+They are cheap, explainable and a yardstick for the smarter detectors. All three turn a
+z-score into ``erf(|z| / sqrt(2))``: the probability mass a Gaussian puts closer to the mean
+than ``x``, so 0.95 ≈ two standard deviations and 0.997 ≈ three.
+
+>>> from auditstream.detectors.stats import RobustZScore
+>>> det = RobustZScore(window=64, step=8)
+>>> _ = det.score_many([5.0, 5.2, 4.9, 5.1] * 20)
+>>> det.score_one(5.1) < 0.9, det.score_one(50.0) > 0.999
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+
+from .base import Detector, register
+
+__all__ = ["EWMAZScore", "RobustZScore", "WindowedGaussian"]
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def _z_to_score(z: float) -> float:
+    return math.erf(abs(z) / _SQRT2)
+
+
+@register
+class WindowedGaussian(Detector):
+    """Gaussian tail score against the mean/std of a trailing window (NAB's baseline).
+
+    Mean and deviation are recomputed every ``step`` points over the last ``window`` values,
+    as NAB's ``windowedGaussian`` does; the state is that window (≤ 8 bytes per value).
+
+    >>> det = WindowedGaussian(window=100, step=10)
+    >>> _ = det.score_many([1.0, 2.0, 3.0] * 40)
+    >>> det.score_one(2.0) < 0.1, det.score_one(9.0) > 0.99
+    (True, True)
+    """
+
+    name = "windowed_gaussian"
+    max_state_bytes = 8 * 6400 + 4096
+    _state_fields = ("_buf", "_mean", "_std", "_since")
+
+    def __init__(self, window: int = 6400, step: int = 100, min_std: float = 1e-9) -> None:
+        if window < 2 or step < 1 or window > 6400:
+            raise ValueError("need 2 <= window <= 6400 and step >= 1")
+        self._keep_params(window=window, step=step, min_std=min_std)
+        self.window, self.step, self.min_std = window, step, min_std
+        self._buf: deque[float] = deque(maxlen=window)
+        self._mean = 0.0
+        self._std = 0.0
+        self._since = 0
+
+    def _score(self, x: float, t: float | None) -> float:
+        if len(self._buf) < 2 or self._std <= 0.0:
+            return 0.0
+        return _z_to_score((x - self._mean) / max(self._std, self.min_std))
+
+    def _learn(self, x: float, t: float | None) -> None:
+        self._buf.append(x)
+        self._since += 1
+        if self._since >= self.step or len(self._buf) <= self.step:
+            self._since = 0
+            self._mean = math.fsum(self._buf) / len(self._buf)
+            self._std = statistics.pstdev(self._buf, self._mean) if len(self._buf) > 1 else 0.0
+
+
+@register
+class EWMAZScore(Detector):
+    """Z-score against an exponentially weighted mean and variance (constant-size state).
+
+    ``alpha`` is the weight of the newest value; the first ``warmup`` values score 0.
+
+    >>> det = EWMAZScore(alpha=0.05, warmup=5)
+    >>> _ = det.score_many([10.0, 11.0] * 50)
+    >>> det.score_one(10.5) < 0.1, det.score_one(20.0) > 0.99
+    (True, True)
+    """
+
+    name = "ewma_zscore"
+    max_state_bytes = 512
+    _state_fields = ("_mean", "_var", "_n")
+
+    def __init__(self, alpha: float = 0.02, warmup: int = 30, min_std: float = 1e-9) -> None:
+        if not 0.0 < alpha < 1.0:
+            raise ValueError("alpha must be in (0, 1)")
+        self._keep_params(alpha=alpha, warmup=warmup, min_std=min_std)
+        self.alpha, self.warmup, self.min_std = alpha, warmup, min_std
+        self._mean = 0.0
+        self._var = 0.0
+        self._n = 0
+
+    def _score(self, x: float, t: float | None) -> float:
+        if self._n < max(self.warmup, 2):
+            return 0.0
+        return _z_to_score((x - self._mean) / max(math.sqrt(self._var), self.min_std))
+
+    def _learn(self, x: float, t: float | None) -> None:
+        self._n += 1
+        if self._n == 1:
+            self._mean = x
+            return
+        # Incremental EW mean/variance (West 1979 form, stable for long streams).
+        a = self.alpha
+        d = x - self._mean
+        self._mean += a * d
+        self._var = (1.0 - a) * (self._var + a * d * d)
+
+
+@register
+class RobustZScore(Detector):
+    """Z-score against the median and MAD of a trailing window (robust to earlier spikes).
+
+    Median and MAD are recomputed every ``step`` values (they move slowly, and sorting every
+    point would cost ``window·log(window)``).
+
+    >>> det = RobustZScore(window=32, step=4)
+    >>> _ = det.score_many([1.0, 1.0, 1.2, 0.9] * 10 + [100.0] + [1.0, 1.1] * 5)
+    >>> det.score_one(1.0) < 0.5, det.score_one(100.0) > 0.99
+    (True, True)
+    """
+
+    name = "robust_zscore"
+    max_state_bytes = 8 * 4096 + 4096
+    _state_fields = ("_buf", "_med", "_mad", "_since")
+
+    def __init__(self, window: int = 512, step: int = 16, min_mad: float = 1e-9) -> None:
+        if window < 4 or step < 1 or window > 4096:
+            raise ValueError("need 4 <= window <= 4096 and step >= 1")
+        self._keep_params(window=window, step=step, min_mad=min_mad)
+        self.window, self.step, self.min_mad = window, step, min_mad
+        self._buf: deque[float] = deque(maxlen=window)
+        self._med = 0.0
+        self._mad = 0.0
+        self._since = 0
+
+    def _score(self, x: float, t: float | None) -> float:
+        if len(self._buf) < 4:
+            return 0.0
+        # 1.4826·MAD estimates the standard deviation of Gaussian data.
+        return _z_to_score((x - self._med) / max(1.4826 * self._mad, self.min_mad))
+
+    def _learn(self, x: float, t: float | None) -> None:
+        self._buf.append(x)
+        self._since += 1
+        if self._since >= self.step or len(self._buf) <= self.step:
+            self._since = 0
+            self._med = statistics.median(self._buf)
+            self._mad = statistics.median(abs(v - self._med) for v in self._buf)

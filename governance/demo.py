@@ -1,0 +1,167 @@
+"""Governance demo traffic for the demo registry: compliant events plus one violation per rule.
+
+``scenario(start)`` is pure (a list of contract events); the demo workload
+(``producers/workload.py``) stays untouched and runs alongside. Agents are those of
+``demo_registry.yaml``:
+
+- compliant: ``routing-agent`` routes tickets (low tier, autonomous); ``support-bot`` issues a
+  refund *with* a human approval two seconds later; ``pricing-agent`` prices after approval;
+- ``ShadowAgent``: ``shadow-scraper`` is in no registry;
+- ``MissingApproval``: ``support-bot`` issues a refund nobody approved;
+- ``SuggestOnlyAction``: ``outreach-agent`` (suggest only) sends an e-mail itself;
+- ``RateLimitExceeded``: ``scheduler-agent`` books more than its tier allows in one minute;
+- auto-suspend: ``records-agent`` (high tier) updates a record nobody reviewed: a critical
+  ``MissingApproval`` makes the policy suspend it, and as nothing acknowledges, that suspension
+  is reported ``KillSwitchNotHonoured`` too.
+
+The kill-switch rules need the control topic and a live SDK, so :func:`run_kill_switch_demo`
+drives them: one agent whose SDK follows the switch (refused, acknowledged: verified), one whose
+SDK does not (no acknowledgement: "not honoured"), one that acknowledges and acts anyway.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from auditstream.governance.rubric import TIER_POLICIES
+from auditstream.producers.contract import (
+    Action,
+    Approval,
+    AuditEvent,
+    Output,
+    Prompt,
+    SuspensionAck,
+    make_event,
+)
+
+COMPLIANT_AGENTS = ("routing-agent",)
+EXPECTED: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("ShadowAgent", "shadow-scraper"),
+        ("MissingApproval", "support-bot"),
+        ("SuggestOnlyAction", "outreach-agent"),
+        ("RateLimitExceeded", "scheduler-agent"),
+    }
+)
+KILL_SWITCH_EXPECTED: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("KillSwitchNotHonoured", "support-bot"),
+        ("KillSwitchNotHonoured", "pricing-agent"),
+        ("MissingApproval", "records-agent"),
+        ("KillSwitchNotHonoured", "records-agent"),  # after the policy's auto-suspend
+    }
+)
+
+
+def scenario(start: datetime | None = None, run: str = "demo") -> list[AuditEvent]:
+    """The governance demo events, in time order (ids are unique per ``run``)."""
+    t = start or datetime.now(UTC)
+    out: list[AuditEvent] = []
+    n = 0
+
+    def add(kind: str, agent: str, data: Any, at: timedelta) -> None:
+        nonlocal n
+        n += 1
+        out.append(make_event(kind, agent, data, time=t + at, event_id=f"{run}-gov-{n}"))
+
+    def act(i: str, decision: str, **kw: Any) -> Action:
+        return Action(action_id=f"{run}-{i}", decision_type=decision, **kw)  # type: ignore[arg-type]
+
+    s = timedelta(seconds=1)
+    # Compliant traffic.
+    for i in range(5):
+        add("prompt", "routing-agent", Prompt(content=f"route ticket T-{i}"), i * s)
+        add("action", "routing-agent", act(f"route-{i}", "routing", target=f"queue:{i}"), i * s)
+    add("output", "support-bot", Output(content="Refund issued for order 1"), 6 * s)
+    add("action", "support-bot", act("refund-ok", "refund", amount=12.5, currency="EUR"), 6 * s)
+    add(
+        "approval",
+        "support-bot",
+        Approval(action_id=f"{run}-refund-ok", decision="approved", reviewer="rev-anna"),
+        8 * s,
+    )
+    add(
+        "approval",
+        "pricing-agent",
+        Approval(action_id=f"{run}-price-ok", decision="approved", reviewer="rev-ben"),
+        9 * s,
+    )
+    add("action", "pricing-agent", act("price-ok", "pricing", amount=19.9, currency="EUR"), 10 * s)
+    add("action", "support-bot", act("draft-ok", "drafting"), 11 * s)
+    # Violations, one per rule.
+    add("prompt", "shadow-scraper", Prompt(content="scrape the price list"), 12 * s)
+    add("action", "shadow-scraper", act("scrape-1", "data_access"), 12 * s)
+    add(
+        "action",
+        "support-bot",
+        act("refund-unreviewed", "refund", amount=480.0, currency="EUR"),
+        13 * s,
+    )
+    add("action", "outreach-agent", act("send-1", "messaging", target="segment:churn-risk"), 14 * s)
+    # High tier, needs review, none comes: a critical MissingApproval, which auto-suspends the
+    # agent; this demo SDK does not follow the switch, so that suspension is not honoured.
+    add("action", "records-agent", act("update-unreviewed", "record_update"), 14 * s)
+    limit = TIER_POLICIES["low"].actions_per_minute
+    for i in range(limit + 5):
+        add(
+            "action",
+            "scheduler-agent",
+            act(f"book-{i}", "scheduling"),
+            15 * s + i * timedelta(milliseconds=100),
+        )
+    return out
+
+
+def produce(client: Any, events: list[AuditEvent]) -> None:
+    for ev in events:
+        client.emit(ev)
+    client.flush(30.0)
+
+
+def run_kill_switch_demo(settings: Any, client: Any, *, wait: float = 15.0) -> dict[str, str]:
+    """Suspend three agents and behave three ways; returns agent → command id."""
+    from auditstream.governance.store import publish_command
+    from auditstream.producers.client import AgentSuspended
+    from auditstream.producers.killswitch import KillSwitch, new_command
+
+    commands: dict[str, str] = {}
+    with KillSwitch(client, settings, agents={"routing-agent"}).start() as ks:
+        for agent in ("routing-agent", "support-bot", "pricing-agent"):
+            cmd = new_command(agent, "suspended", by="demo-operator", reason="governance demo")
+            publish_command(settings, cmd)
+            commands[agent] = cmd.command_id
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and not all(ks.is_suspended(a) for a in commands):
+            time.sleep(0.1)
+        # Honoured: the SDK refuses the action (and has acknowledged on its own).
+        try:
+            client.action("routing-agent", "after-suspend", "routing")
+            refused = False
+        except AgentSuspended:
+            refused = True
+        if not refused:
+            raise RuntimeError("the SDK did not refuse a suspended agent's action")
+        # Not honoured: pricing-agent's (simulated, rogue) SDK acknowledges and then acts anyway.
+        ack = SuspensionAck(
+            command_id=commands["pricing-agent"], state="suspended", sdk_instance="rogue-sdk"
+        )
+        client.emit(make_event("suspension_ack", "pricing-agent", ack))
+        time.sleep(0.05)  # the action's timestamp must be after the acknowledgement's
+        # Reviewed (so only the kill-switch rule applies), but executed while suspended.
+        client.emit(
+            make_event(
+                "approval",
+                "pricing-agent",
+                Approval(action_id="rogue-1", decision="approved", reviewer="rev-ben"),
+            )
+        )
+        client.emit(
+            make_event(
+                "action", "pricing-agent", Action(action_id="rogue-1", decision_type="pricing")
+            )
+        )
+        client.flush(30.0)
+    # support-bot: nobody follows the switch for it, so no acknowledgement ever comes.
+    return commands

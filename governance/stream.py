@@ -1,0 +1,281 @@
+"""Governance plugin of the faust worker: inventory join, policy rules, kill-switch verification.
+
+``install(app, ctx)``:
+
+- follows the compacted registry topic on a thread (every worker reads *all* of it, no consumer
+  group) and installs it as ``ctx.inventory``, so the sink's enrichment joins every event with
+  its registry entry;
+- follows the compacted control topic the same way and feeds commands to the rule engine;
+- adds a ``governance`` agent on the raw events topic: decode (``ctx.decode``), run
+  :class:`~auditstream.governance.rules.PolicyEngine`, publish violations as alert-engine
+  :class:`~auditstream.alerts.model.Finding` s on ``<prefix>.findings`` (the same path as spikes);
+- a 1 s timer fires expired deadlines (missing approvals, missing acknowledgements), writes the
+  kill-switch verification log to ClickHouse and applies the auto-suspend policy.
+
+Rule state lives in worker memory: after a restart, pending approvals are rebuilt only from
+events not yet committed; kill-switch verification state is restored from ``kill_switch_log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from auditstream.governance.registry import AgentEntry
+from auditstream.governance.rules import (
+    ControlCommand,
+    KillSwitchRecord,
+    PolicyEngine,
+    Violation,
+    should_auto_suspend,
+)
+from auditstream.governance.store import KILL_SWITCH_COLUMNS, decode_record
+from auditstream.producers.killswitch import (
+    CompactedFollower,
+    ControlMessage,
+    ControlMessageError,
+    decode_control,
+    new_command,
+)
+from auditstream.stream.enrich import AgentInfo
+
+log = logging.getLogger(__name__)
+
+POLICY_ACTOR = "auditstream-policy"
+
+
+class RegistryInventory:
+    """The registry as the stream sees it: latest record per agent (thread-safe reads)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, AgentEntry] = {}
+        self._info: dict[str, AgentInfo] = {}
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            if key is not None:
+                agent_id = key.decode(errors="replace")
+                self.entries.pop(agent_id, None)
+                self._info.pop(agent_id, None)
+            return
+        try:
+            record = decode_record(value)
+        except Exception as exc:  # a bad registry record is skipped, never fatal
+            log.warning("ignoring registry record: %s", exc)
+            return
+        e = record.entry
+        self.entries[e.id] = e
+        self._info[e.id] = AgentInfo(
+            agent_id=e.id,
+            name=e.name,
+            owner=e.owners.accountable or "",
+            team=e.team or "",
+            risk_tier=e.risk_tier,
+            autonomy_level=e.autonomy,
+            registered=e.active,
+        )
+
+    def lookup(self, agent_id: str) -> AgentInfo | None:
+        return self._info.get(agent_id)
+
+    def entry(self, agent_id: str) -> AgentEntry | None:
+        return self.entries.get(agent_id)
+
+
+def to_finding(v: Violation) -> Any:
+    from auditstream.alerts.model import Finding
+
+    return Finding(
+        alertname=v.rule,
+        agent_id=v.agent_id,
+        severity=v.severity,
+        labels=v.labels,
+        summary=v.summary[:1024],
+        annotations=v.details,
+        event_time=v.event_time,
+        kind=v.kind,
+        firing=v.firing,
+        source="governance",
+    )
+
+
+def _command(msg: ControlMessage) -> ControlCommand:
+    return ControlCommand(
+        msg.command_id, msg.agent_id, msg.state, msg.by, msg.reason, msg.issued_at
+    )
+
+
+def _env_seconds(name: str, default: float) -> timedelta:
+    import os
+
+    return timedelta(seconds=float(os.environ.get(name, default)))
+
+
+def install(app: Any, ctx: Any) -> None:
+    settings = ctx.settings
+    engine = PolicyEngine(
+        approval_window=_env_seconds("AUDITSTREAM_GOVERNANCE_APPROVAL_WINDOW_S", 900),
+        ack_timeout=_env_seconds("AUDITSTREAM_GOVERNANCE_ACK_TIMEOUT_S", 60),
+    )
+    inventory = RegistryInventory()
+    controls: collections.deque[ControlMessage] = collections.deque()
+    latest: dict[str, ControlMessage] = {}
+
+    def on_control(key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            msg = decode_control(value, key)
+        except ControlMessageError as exc:
+            log.warning("ignoring control record: %s", exc)
+            return
+        latest[msg.agent_id] = msg
+        controls.append(msg)
+
+    registry_follower = CompactedFollower(
+        settings, settings.topics.registry, inventory.apply, name="auditstream-registry"
+    )
+    control_follower = CompactedFollower(
+        settings, settings.topics.control, on_control, name="auditstream-control"
+    )
+    # Read both compacted topics to their end before the worker starts consuming events, so the
+    # first events are not mistaken for shadow agents. Fails loudly if the topics are missing.
+    registry_follower.start()
+    control_follower.start()
+    ctx.inventory = inventory
+    app.governance = engine  # for inspection and tests
+    state: dict[str, Any] = {"client": None, "restored": False}
+    agent_partition: dict[str, int] = {}
+
+    def ch() -> Any:
+        if state["client"] is None:
+            from auditstream.stream.clickhouse import get_client
+
+            state["client"] = get_client(settings)
+        return state["client"]
+
+    def restore_kill_switch() -> dict[str, tuple[str, Any]]:
+        """Commands already verified before a restart keep their verdict (no false no-ack)."""
+        rows = (
+            ch()
+            .query(
+                "SELECT command_id, argMax(status, at), max(at) FROM kill_switch_log "
+                "WHERE status IN ('acknowledged', 'not_honoured', 'resumed') GROUP BY command_id"
+            )
+            .result_rows
+        )
+        return {str(c): (str(s), a) for c, s, a in rows}
+
+    def write_log(records: list[KillSwitchRecord], by: dict[str, tuple[str, str]]) -> None:
+        rows = [
+            [r.command_id, r.agent_id, r.status, r.at, r.detail, *by.get(r.command_id, ("", ""))]
+            for r in records
+        ]
+        ch().insert("kill_switch_log", rows, column_names=list(KILL_SWITCH_COLUMNS))
+
+    def owns(agent_id: str) -> bool:
+        try:
+            assigned = {tp.partition for tp in app.consumer.assignment()
+                        if tp.topic == settings.topics.events}  # fmt: skip
+        except Exception:
+            return False
+        p = agent_partition.get(agent_id)
+        if p is not None:
+            return p in assigned
+        return len(assigned) >= settings.partitions  # single worker: it owns every agent
+
+    async def publish(violations: list[Violation]) -> None:
+        from auditstream.alerts.stream import publish_finding
+
+        for v in violations:
+            await publish_finding(ctx.findings_topic, to_finding(v))
+        for v in violations:
+            current = latest.get(v.agent_id)
+            cur_state = current.state if current is not None else None
+            if should_auto_suspend(inventory.entry(v.agent_id), v.severity, cur_state):
+                await auto_suspend(v)
+
+    async def auto_suspend(v: Violation) -> None:
+        from auditstream.governance.store import publish_command
+
+        reason = f"auto-suspend on critical {v.rule}: {v.summary}"[:2000]
+        cmd = new_command(v.agent_id, "suspended", by=POLICY_ACTOR, reason=reason)
+        # Mark it locally at once so a burst of critical findings publishes one command.
+        latest[v.agent_id] = cmd
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, publish_command, settings, cmd)
+            log.warning("auto-suspend command %s published for %s", cmd.command_id, v.agent_id)
+        except Exception as exc:
+            log.error("auto-suspend of %s failed to publish: %s", v.agent_id, exc)
+
+    async def flush_log() -> None:
+        records = engine.drain_log()
+        if not records:
+            return
+        by = {m.command_id: (m.by, m.reason) for m in latest.values()}
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, write_log, records, by)
+        except Exception as exc:  # keep them for the next tick rather than lose the proof
+            log.warning("kill_switch_log insert failed (%s); will retry", exc)
+            engine.log[:0] = records
+
+    async def drain_controls() -> None:
+        if not state["restored"]:
+            # Commands wait until earlier verdicts are known (else a restart would re-alert
+            # every old suspension as unacknowledged); retry at most every 5 s.
+            if asyncio.get_running_loop().time() < state.get("retry_at", 0.0):
+                return
+            loop = asyncio.get_running_loop()
+            try:
+                known = await loop.run_in_executor(None, restore_kill_switch)
+            except Exception as exc:
+                log.warning("could not read kill_switch_log (%s); retrying in 5 s", exc)
+                state["retry_at"] = loop.time() + 5.0
+                return
+            state["restored"] = True
+            state["known"] = known
+        known = state.get("known", {})
+        now = datetime.now(UTC)
+        while controls:
+            msg = controls.popleft()
+            engine.on_command(_command(msg), now)
+            verdict = known.get(msg.command_id)
+            if verdict is not None:
+                engine.restore(msg.agent_id, msg.command_id, verdict[0], verdict[1])
+
+    @app.agent(ctx.events_topic, name="governance", concurrency=1)
+    async def governance_agent(stream: Any) -> None:
+        from auditstream.stream.enrich import EnrichedEvent, KafkaCoords
+
+        async for event in stream.events():
+            await drain_controls()
+            m = event.message
+            out = ctx.decode(m.value, KafkaCoords(m.topic, m.partition, m.offset, m.key))
+            if not isinstance(out, EnrichedEvent) or not out.agent_id:
+                continue  # dead letters are the sink's job
+            agent_partition[out.agent_id] = m.partition
+            violations = engine.on_event(
+                out.event, inventory.entry(out.agent_id), datetime.now(UTC)
+            )
+            if violations:
+                await publish(violations)
+
+    @app.timer(1.0)
+    async def governance_tick() -> None:
+        await drain_controls()
+        violations = engine.tick(datetime.now(UTC), owns=owns)
+        if violations:
+            await publish(violations)
+        await flush_log()
+
+    @app.on_before_shutdown.connect
+    async def _close(sender: Any, **kwargs: Any) -> None:
+        registry_follower.close()
+        control_follower.close()
+        if state["client"] is not None:
+            state["client"].close()

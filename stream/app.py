@@ -1,0 +1,254 @@
+"""The faust application: source topic → validate → enrich → ClickHouse, plus plugins.
+
+``create_app(settings)`` builds one faust app with one sink agent. Other areas add their own
+agents (detectors, alert engine, policy rules) to the *same* app through plugins listed in
+:data:`PLUGINS`: each such module exposes ``install(app, ctx: StreamContext)``. faust
+reference-counts a message across every agent subscribed to the topic and commits its offset
+only when all of them acked it, so every agent gets at-least-once delivery.
+
+Delivery of the sink agent (proved by reading faust-streaming 0.15.3 ``Stream.noack_take``):
+the agent takes up to ``sink_batch_size`` records or waits ``sink_batch_seconds``; records are
+acked explicitly with ``stream.ack(event)`` only after the ClickHouse insert returned.
+``noack_take`` itself never acks, so a crash, an exception or a stop before that point leaves
+the offsets uncommitted and Kafka redelivers the batch; the replay guard then drops what
+ClickHouse already holds (see stream/README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from auditstream.stream.enrich import (
+    DEFAULT_HASH_KEY,
+    EmptyInventory,
+    EnrichedEvent,
+    Inventory,
+    KafkaCoords,
+)
+from auditstream.stream.validate import DeadLetter, decode
+
+from auditstream.settings import Settings
+
+if TYPE_CHECKING:
+    import faust
+
+log = logging.getLogger(__name__)
+
+PLUGINS: tuple[str, ...] = ("auditstream.alerts.stream", "auditstream.governance.stream")
+
+
+@dataclass
+class StreamContext:
+    """What a plugin gets: the app, the topics, the inventory and the pure decoder.
+
+    ``inventory`` may be replaced by a plugin during ``install`` (governance installs a
+    registry-backed one); the sink reads it at processing time, never caches it.
+    """
+
+    settings: Settings
+    app: faust.App
+    events_topic: Any  # faust TopicT of raw bytes (key and value serializer "raw")
+    deadletter_topic: Any
+    alerts_topic: Any
+    findings_topic: Any
+    inventory: Inventory = field(default_factory=EmptyInventory)
+    hash_key: bytes = DEFAULT_HASH_KEY
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def decode(self, raw: bytes | None, coords: KafkaCoords) -> EnrichedEvent | DeadLetter:
+        """Pure: the exact decode → validate → enrich the sink runs (never raises)."""
+        return decode(
+            raw,
+            coords,
+            self.inventory,
+            max_bytes=self.settings.max_event_bytes,
+            hash_key=self.hash_key,
+        )
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """``"h1:9092,h2:9092"`` → ``["kafka://h1:9092", "kafka://h2:9092"]`` (pure)."""
+    hosts = [h.strip() for h in bootstrap.split(",") if h.strip()]
+    if not hosts:
+        raise ValueError("AUDITSTREAM_KAFKA_BOOTSTRAP is empty")
+    return [h if "://" in h else f"kafka://{h}" for h in hosts]
+
+
+def broker_credentials(extra: dict[str, str]) -> Any:
+    """Map the librdkafka security pass-through (sasl.*, ssl.*) onto faust credentials."""
+    import faust
+
+    protocol = extra.get("security.protocol", "PLAINTEXT").upper()
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=extra.get("ssl.ca.location"))
+        if "ssl.certificate.location" in extra:
+            context.load_cert_chain(
+                extra["ssl.certificate.location"],
+                extra.get("ssl.key.location"),
+                extra.get("ssl.key.password"),
+            )
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=extra.get("sasl.username"),
+            password=extra.get("sasl.password"),
+            mechanism=extra.get("sasl.mechanism", "PLAIN"),
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
+def app_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """faust settings (pure, so it is unit-tested); env-tunable timeouts for tests and dev."""
+    import os
+
+    session_timeout = float(os.environ.get("AUDITSTREAM_FAUST_SESSION_TIMEOUT", "30"))
+    conf: dict[str, Any] = {
+        "broker": broker_urls(settings.kafka_bootstrap),
+        "store": "memory://",
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": session_timeout,
+        "broker_heartbeat_interval": max(1.0, session_timeout / 10),
+        "broker_rebalance_timeout": max(session_timeout * 2, 10.0),
+        "broker_commit_interval": float(os.environ.get("AUDITSTREAM_FAUST_COMMIT_INTERVAL", "1.0")),
+        "web_enabled": False,
+        "producer_acks": -1,
+        # Room for whole micro-batches in flight (the sink holds a batch unacked while inserting).
+        "stream_buffer_maxsize": max(4096, settings.sink_batch_size * 2),
+        "broker_max_poll_records": max(500, settings.sink_batch_size),
+        "datadir": os.path.join(settings.state_dir, "faust"),
+    }
+    creds = broker_credentials(dict(settings.kafka_extra))
+    if creds is not None:
+        conf["broker_credentials"] = creds
+    conf.update(overrides)
+    return conf
+
+
+def load_plugins(names: tuple[str, ...] = PLUGINS) -> list[Any]:
+    """Import plugin modules; a missing one is skipped, a broken one raises."""
+    modules = []
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # Missing module (or its not-yet-written package): skip. A missing *dependency*
+            # inside an existing plugin is a broken plugin: raise.
+            if exc.name is not None and name.startswith(exc.name):
+                log.info("plugin %s not present; skipped", name)
+                continue
+            raise
+        if not callable(getattr(module, "install", None)):
+            raise TypeError(f"plugin {name} has no install(app, ctx) function")
+        modules.append(module)
+    return modules
+
+
+def create_app(
+    settings: Settings,
+    *,
+    inventory: Inventory | None = None,
+    plugins: tuple[str, ...] = PLUGINS,
+    client_factory: Callable[[], Any] | None = None,
+    **faust_overrides: Any,
+) -> faust.App:
+    """Build the worker's faust app (sink agent + plugins); ``app.stream_context`` is the ctx."""
+    import faust
+    from auditstream.stream.guard import ReplayGuard
+    from auditstream.stream.sink import ClickHouseSink
+
+    app = faust.App(f"{settings.topics.prefix}-stream", **app_config(settings, **faust_overrides))
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw"}
+    ctx = StreamContext(
+        settings=settings,
+        app=app,
+        events_topic=app.topic(settings.topics.events, value_serializer="raw", **raw),
+        deadletter_topic=app.topic(settings.topics.deadletter, value_serializer="raw", **raw),
+        alerts_topic=app.topic(settings.topics.alerts, value_serializer="raw", **raw),
+        findings_topic=app.topic(settings.topics.findings, value_serializer="raw", **raw),
+        inventory=inventory if inventory is not None else EmptyInventory(),
+        hash_key=settings.pii_hash_key.encode() if settings.pii_hash_key else DEFAULT_HASH_KEY,
+    )
+    app.stream_context = ctx  # type: ignore[attr-defined]
+
+    if client_factory is None:
+        from auditstream.stream.clickhouse import get_client
+
+        def client_factory() -> Any:
+            return get_client(settings)
+
+    sink = ClickHouseSink(client_factory)
+    guard = ReplayGuard(sink.stored_offsets)
+    ctx.stats.update(batches=0, events=0, dead_letters=0, replay_skipped=0)
+
+    @app.on_partitions_assigned.connect
+    async def _reset_guard(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        # Another worker may have written these partitions meanwhile: re-check before trusting.
+        guard.reset()
+
+    @app.agent(ctx.events_topic, name="sink", concurrency=1)
+    async def sink_agent(stream: Any) -> None:
+        batch_size = settings.sink_batch_size
+        within = settings.sink_batch_seconds
+        async for taken in stream.noack_take(batch_size, within=within):
+            await _process_batch(ctx, sink, guard, taken)
+            for event in taken:
+                await stream.ack(event)
+
+    for module in load_plugins(plugins):
+        module.install(app, ctx)
+        log.info("plugin %s installed", module.__name__)
+    return app
+
+
+async def _process_batch(ctx: StreamContext, sink: Any, guard: Any, taken: list[Any]) -> None:
+    """Decode, drop replays, dead-letter to Kafka, insert; returns once durably stored."""
+    loop = asyncio.get_running_loop()
+
+    def coords_of(ev: Any) -> tuple[str, int, int]:
+        m = ev.message
+        return (m.topic, m.partition, m.offset)
+
+    # The guard may query ClickHouse (only at start/rebalance): keep it off the event loop.
+    fresh = await loop.run_in_executor(None, guard.filter, taken, coords_of)
+    ctx.stats["replay_skipped"] = guard.skipped
+    good: list[EnrichedEvent] = []
+    dead: list[DeadLetter] = []
+    decode_one = ctx.decode
+    for ev in fresh:
+        m = ev.message
+        out = decode_one(m.value, KafkaCoords(m.topic, m.partition, m.offset, m.key))
+        if isinstance(out, DeadLetter):
+            dead.append(out)
+        else:
+            good.append(out)
+    if dead:
+        # The dead-letter topic gets the exact original bytes and the reason in headers;
+        # wait for the broker's ack before the batch can be acked (at-least-once).
+        futures = []
+        for d in dead:
+            headers = [
+                ("source_topic", d.topic.encode()),
+                ("source_partition", str(d.partition).encode()),
+                ("source_offset", str(d.offset).encode()),
+                ("error_class", d.error_class.encode()),
+                ("reason_field", d.field.encode()),
+                ("reason", d.reason[:1000].encode()),
+            ]
+            futures.append(await ctx.deadletter_topic.send(key=d.key, value=d.raw, headers=headers))
+        await asyncio.gather(*futures)
+    if good or dead:
+        await loop.run_in_executor(None, sink.write, good, dead)
+    ctx.stats["batches"] += 1
+    ctx.stats["events"] += len(good)
+    ctx.stats["dead_letters"] += len(dead)
