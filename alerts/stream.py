@@ -126,7 +126,7 @@ class SignalStore:
         hit = self.live.get(agent)
         if hit is not None:
             return hit[0]
-        value = self.table[agent]
+        value = self.table.get(agent)
         sig = (
             AgentSignals(agent, self.config)
             if value is None
@@ -256,7 +256,7 @@ def install(app: Any, ctx: Any) -> None:
                     event.message.partition, msgspec.msgpack.encode([rec.agent, rec.t])
                 )
                 continue
-            value = conversations[key]
+            value = conversations.get(key)
             if value is None:
                 ctx.stats["alerts_unlinked_complaints"] += 1
                 log.info(
@@ -294,7 +294,7 @@ def install(app: Any, ctx: Any) -> None:
                 continue
             findings_clock.observe(event.message.partition, finding.event_time.timestamp())
             fp = finding.fingerprint()
-            value = engine_table[fp]
+            value = engine_table.get(fp)
             state = None if value is None else AlertState.from_bytes(_unpack(value)[1])
             state, alerts, _ = step(state, finding, policy)
             engine_table[fp] = _pack(event.message.partition, state.to_bytes())

@@ -106,6 +106,18 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             extra = " compact" if spec.config.get("cleanup.policy") == "compact" else ""
             typer.echo(f"{state:8} {spec.name} ({spec.partitions} partitions{extra})")
 
+    @groups["bench"].command("stack")
+    def bench_stack(
+        rows: Annotated[int, typer.Option(help="Rows for the insert test")] = 1_000_000,
+        as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line")] = False,
+    ) -> None:
+        """Local-stack figures: server start/restart, broker start, HTTP insert/scan rates."""
+        figures = measure_stack(rows)
+        for key, value in figures.items():
+            typer.echo(f"{key:28} {value:,.3f}")
+        if as_json:
+            typer.echo(json.dumps(figures))
+
     @groups["db"].command("migrate")
     def db_migrate() -> None:
         """Create the database and apply pending sql/migrations (idempotent)."""
@@ -166,6 +178,62 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         except Exception as exc:
             _fail(f"query {name!r} on {redact_url(settings.clickhouse_url)} failed: {exc}")
         _print_result(list(result.column_names), result.result_rows, fmt)
+
+
+def measure_stack(rows: int) -> dict[str, float]:
+    """Start throw-away servers on free ports in a temp dir and time them (not a test)."""
+    import tempfile
+    import time
+
+    import pyarrow as pa
+    from auditstream.deploy.broker import DevBroker
+    from auditstream.deploy.clickhouse_server import ClickHouseServer
+    from auditstream.deploy.procs import free_port
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="auditstream-bench-") as tmp:
+        server = ClickHouseServer(f"{tmp}/ch", free_port(), free_port())
+        try:
+            t0 = time.perf_counter()
+            server.start()
+            out["clickhouse_start_s"] = time.perf_counter() - t0
+            server.stop()
+            t0 = time.perf_counter()
+            server.start()
+            out["clickhouse_restart_s"] = time.perf_counter() - t0
+            import clickhouse_connect
+
+            client = clickhouse_connect.get_client(host="127.0.0.1", port=server.http_port)
+            client.command(
+                "CREATE TABLE b (id UInt64, agent String, v Float64) ENGINE = MergeTree ORDER BY id"
+            )
+            table = pa.table(
+                {
+                    "id": pa.array(range(rows), pa.uint64()),
+                    "agent": pa.array([f"agent-{i % 50}" for i in range(rows)]),
+                    "v": pa.array([i * 0.5 for i in range(rows)], pa.float64()),
+                }
+            )
+            t0 = time.perf_counter()
+            client.insert_arrow("b", table)
+            out["http_insert_arrow_rows_per_s"] = rows / (time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            groups_ = client.query("SELECT agent, count(), avg(v) FROM b GROUP BY agent")
+            if len(groups_.result_rows) != min(rows, 50):
+                raise RuntimeError("bench: unexpected group-by result")
+            out["http_groupby_rows_per_s"] = rows / (time.perf_counter() - t0)
+            client.close()
+        finally:
+            server.stop()
+        for kind in ("noida", "tansu"):
+            broker = DevBroker(kind, free_port(), f"{tmp}/{kind}")  # type: ignore[arg-type]
+            try:
+                t0 = time.perf_counter()
+                broker.start()
+                out[f"{kind}_start_s"] = time.perf_counter() - t0
+            finally:
+                broker.stop()
+    return out
 
 
 def parse_params(items: list[str]) -> dict[str, str]:

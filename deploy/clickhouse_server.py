@@ -28,7 +28,15 @@ import uuid
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from auditstream.deploy.procs import is_alive, read_pid, remove_pid, stop_pid, tail, write_pid
+from auditstream.deploy.procs import (
+    is_alive,
+    port_open,
+    read_pid,
+    remove_pid,
+    stop_pid,
+    tail,
+    write_pid,
+)
 
 PID_FILE = "server.pid"
 OUT_FILE = "server.out"
@@ -264,7 +272,8 @@ class ClickHouseServer:
                     f"ClickHouse server exited with {self._proc.returncode} during start-up "
                     f"({self.data_dir}):\n{self.log_tail()}"
                 )
-            if self.ping(timeout=0.5):
+            # HTTP is opened first, then TCP: ready means both answer.
+            if self.ping(timeout=0.5) and port_open(self.tcp_port):
                 return self
             time.sleep(0.1)
         self.stop()

@@ -23,7 +23,7 @@ class TopicSpec:
 COMPACT = {"cleanup.policy": "compact"}
 
 
-def topic_specs(settings: Settings, *, extra: Iterable[TopicSpec] = ()) -> list[TopicSpec]:
+def topic_specs(settings: Settings, *, extra: Iterable[TopicSpec | str] = ()) -> list[TopicSpec]:
     """The topics the pipeline needs (pure: unit-testable without a broker).
 
     Partitioning: ``events`` and ``findings`` scale with the workers (settings.partitions);
@@ -40,7 +40,8 @@ def topic_specs(settings: Settings, *, extra: Iterable[TopicSpec] = ()) -> list[
         TopicSpec(t.registry, n, dict(COMPACT)),
         TopicSpec(t.control, n, dict(COMPACT)),
     ]
-    specs.extend(extra)
+    # A bare name in ``extra`` gets the events topic's partition count.
+    specs.extend(TopicSpec(e, n) if isinstance(e, str) else e for e in extra)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate topic names: {names}")
@@ -50,7 +51,7 @@ def topic_specs(settings: Settings, *, extra: Iterable[TopicSpec] = ()) -> list[
 def ensure_topics(
     settings: Settings,
     *,
-    extra: Iterable[TopicSpec] = (),
+    extra: Iterable[TopicSpec | str] = (),
     timeout: float = 30.0,
 ) -> list[str]:
     """Create missing topics (already-existing ones are fine); wait until all are visible.

@@ -15,7 +15,7 @@ True
 
 from __future__ import annotations
 
-from . import counts, ml, multivariate, stats  # noqa: F401  (registers the detectors)
+from . import counts, default, ml, multivariate, stats  # noqa: F401  (registers the detectors)
 from .base import (
     DETECTORS,
     Detector,
@@ -27,7 +27,7 @@ from .base import (
 from .counts import CountSpike
 
 #: Name of the default univariate detector (what ``make_detector("default")`` builds).
-DEFAULT_DETECTOR = "ewma_zscore"
+DEFAULT_DETECTOR = "context_likelihood"
 
 #: Detectors of one number per step, in the order ``bench nab`` runs them.
 UNIVARIATE_DETECTORS: tuple[str, ...] = (
@@ -42,10 +42,10 @@ UNIVARIATE_DETECTORS: tuple[str, ...] = (
 __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
+    "UNIVARIATE_DETECTORS",
     "CountSpike",
     "Detector",
     "DetectorInputError",
-    "UNIVARIATE_DETECTORS",
     "StateError",
     "load_detector",
     "make_detector",

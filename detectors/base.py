@@ -213,7 +213,10 @@ class Detector(ABC):
         self, xs: Sequence[float] | np.ndarray, ts: Sequence[float] | np.ndarray | None = None
     ) -> np.ndarray:
         """Batch form of :meth:`score_learn_one`: same scores, same final state."""
-        values = np.asarray(xs, dtype=np.float64)
+        try:
+            values = np.asarray(xs, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DetectorInputError(f"values must be numbers: {exc}") from None
         if values.ndim != 1:
             raise DetectorInputError("values must be one-dimensional")
         if not np.isfinite(values).all():
@@ -223,7 +226,10 @@ class Detector(ABC):
         if ts is None:
             times = [None] * len(values)
         else:
-            times = np.asarray(ts, dtype=np.float64).tolist()
+            try:
+                times = np.asarray(ts, dtype=np.float64).tolist()
+            except (TypeError, ValueError) as exc:
+                raise DetectorInputError(f"times must be numbers: {exc}") from None
             if len(times) != len(values):  # type: ignore[arg-type]
                 raise DetectorInputError("values and times differ in length")
         return self._score_many(values.tolist(), times)

@@ -113,7 +113,7 @@ class IsolationForestDetector(Detector):
     """
 
     name = "isolation_forest"
-    max_state_bytes = 8 * 8192 + 4096
+    max_state_bytes = 9 * 8192 + 4096
     _state_fields = ("_buf", "_since_fit", "_fitted")
 
     def __init__(

@@ -205,7 +205,7 @@ def _events(series: Series, scores: np.ndarray, profile: Profile) -> tuple[np.nd
     ev_scores = [scores[outside]]
     ev_deltas = [w[outside]]
     counted = 0
-    for k, (left, right) in enumerate(series.windows):
+    for left, right in series.windows:
         rows = np.arange(max(left, p), right + 1)
         if len(rows) == 0:
             continue

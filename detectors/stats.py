@@ -1,8 +1,9 @@
 """Statistical baselines: windowed Gaussian, EWMA z-score and a robust (median/MAD) z-score.
 
-They are cheap, explainable and a yardstick for the smarter detectors. All three turn a
-z-score into ``erf(|z| / sqrt(2))``: the probability mass a Gaussian puts closer to the mean
-than ``x``, so 0.95 ≈ two standard deviations and 0.997 ≈ three.
+They are cheap, explainable and a yardstick for the smarter detectors. The Gaussian ones
+turn a z-score into ``erf(|z| / sqrt(2))``, the probability mass a Gaussian puts closer to the
+mean than ``x`` (0.95 ≈ two standard deviations, 0.997 ≈ three); the robust one reports the
+same tail on a log scale, because MAD-scaled z-scores of heavy-tailed data are often huge.
 
 >>> from auditstream.detectors.stats import RobustZScore
 >>> det = RobustZScore(window=64, step=8)
@@ -28,6 +29,16 @@ def _z_to_score(z: float) -> float:
     return math.erf(abs(z) / _SQRT2)
 
 
+def _z_to_log_score(z: float) -> float:
+    """Two-sided Gaussian tail of ``z`` on a log scale: ``-log10 P(|Z| >= |z|) / 10``.
+
+    The plain ``erf(|z|/√2)`` saturates at 1.0 from z ≈ 8.3, so heavy-tailed data ties at 1.0;
+    this keeps deviations ordered up to z ≈ 37 (tail 1e-300 → 1.0); 3σ ≈ 0.008.
+    """
+    tail = math.erfc(abs(z) / _SQRT2)
+    return 1.0 if tail <= 1e-300 else -math.log10(tail) / 300.0
+
+
 @register
 class WindowedGaussian(Detector):
     """Gaussian tail score against the mean/std of a trailing window (NAB's baseline).
@@ -42,7 +53,7 @@ class WindowedGaussian(Detector):
     """
 
     name = "windowed_gaussian"
-    max_state_bytes = 8 * 6400 + 4096
+    max_state_bytes = 9 * 6400 + 4096  # msgpack: 9 bytes per float64
     _state_fields = ("_buf", "_mean", "_std", "_since")
 
     def __init__(self, window: int = 6400, step: int = 100, min_std: float = 1e-9) -> None:
@@ -125,7 +136,7 @@ class RobustZScore(Detector):
     """
 
     name = "robust_zscore"
-    max_state_bytes = 8 * 4096 + 4096
+    max_state_bytes = 9 * 4096 + 4096
     _state_fields = ("_buf", "_med", "_mad", "_since")
 
     def __init__(self, window: int = 512, step: int = 16, min_mad: float = 1e-9) -> None:
@@ -141,8 +152,7 @@ class RobustZScore(Detector):
     def _score(self, x: float, t: float | None) -> float:
         if len(self._buf) < 4:
             return 0.0
-        # 1.4826·MAD estimates the standard deviation of Gaussian data.
-        return _z_to_score((x - self._med) / max(1.4826 * self._mad, self.min_mad))
+        return _z_to_log_score((x - self._med) / max(self._mad, self.min_mad))
 
     def _learn(self, x: float, t: float | None) -> None:
         self._buf.append(x)
@@ -150,4 +160,8 @@ class RobustZScore(Detector):
         if self._since >= self.step or len(self._buf) <= self.step:
             self._since = 0
             self._med = statistics.median(self._buf)
-            self._mad = statistics.median(abs(v - self._med) for v in self._buf)
+            dev = [abs(v - self._med) for v in self._buf]
+            # 1.4826·MAD estimates σ for Gaussian data; when over half the window sits on the
+            # median (idle counters) MAD is 0, so fall back to 1.2533·mean absolute deviation.
+            mad = statistics.median(dev)
+            self._mad = 1.4826 * mad if mad > 0 else 1.2533 * math.fsum(dev) / len(dev)

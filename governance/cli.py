@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import getpass
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import Any
 import typer
 
 DEFAULT_REGISTRY = "registry.yaml"
-REGISTRY_ENV = "AUDITSTREAM_REGISTRY_FILE"
 
 
 def _registry_path(path: Path | None) -> Path:
-    return path or Path(os.environ.get(REGISTRY_ENV, DEFAULT_REGISTRY))
+    return path or Path(DEFAULT_REGISTRY)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -57,14 +55,14 @@ def _guard(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def _actor(by: str | None) -> str:
-    return by or os.environ.get("AUDITSTREAM_ACTOR") or getpass.getuser()
+    return by or getpass.getuser()
 
 
 RegistryOpt = typer.Option(
     None,
     "--registry",
     "-r",
-    help=f"registry YAML (default ${REGISTRY_ENV} or ./{DEFAULT_REGISTRY})",
+    help=f"registry YAML (default ./{DEFAULT_REGISTRY})",
 )
 
 
@@ -259,48 +257,19 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         registry: Path | None = typer.Option(
             None, "--registry", "-r", help="default: the shipped demo registry"
         ),
-        kill_switch: bool = typer.Option(True, help="also run the kill-switch scenario"),
     ) -> None:
         """Sync the demo registry and produce governance demo traffic (compliant + violations)."""
-        import auditstream.governance as gov
-        from auditstream.governance.demo import run_kill_switch_demo, scenario
-        from auditstream.governance.store import (
-            current_from_clickhouse,
-            insert_records,
-            plan_sync,
-            publish_records,
-        )
+        from auditstream.governance.demo import run_governance_demo
         from auditstream.producers.client import AuditClient
-        from auditstream.stream.clickhouse import get_client
 
         from auditstream.settings import Settings
 
-        path = registry or Path(gov.__file__).parent / "demo_registry.yaml"
-        reg = _load(path)
         settings = Settings.from_env()
-        client = get_client(settings)
-        try:
-            plan = plan_sync(reg, current_from_clickhouse(client), by="demo", source=str(path))
-            publish_records(settings, plan.records)
-            insert_records(client, plan.records)
-        finally:
-            client.close()
-        typer.echo(f"registry: {len(plan.records)} change(s) synced from {path}")
-        events = scenario(run=datetime.now(UTC).strftime("%H%M%S"))
+        if registry is not None:
+            _load(registry)  # a precise error before anything is published
         with AuditClient(settings) as audit:
-            for ev in events:
-                audit.emit(ev)
-            audit.flush(30.0)
-            typer.echo(f"produced {len(events)} governance demo events")
-            if kill_switch:
-                commands = run_kill_switch_demo(settings, audit)
-                for agent, command_id in commands.items():
-                    typer.echo(f"published suspend {command_id} for {agent} (not yet verified)")
-        typer.echo(
-            "expected findings: ShadowAgent, MissingApproval, SuggestOnlyAction, "
-            "RateLimitExceeded, KillSwitchNotHonoured; see `auditstream agents "
-            "killswitch` and `auditstream report governance`"
-        )
+            for line in run_governance_demo(settings, audit, registry):
+                typer.echo(line)
 
     @agents.command("killswitch")
     @_guard

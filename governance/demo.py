@@ -15,8 +15,9 @@
   is reported ``KillSwitchNotHonoured`` too.
 
 The kill-switch rules need the control topic and a live SDK, so :func:`run_kill_switch_demo`
-drives them: one agent whose SDK follows the switch (refused, acknowledged: verified), one whose
-SDK does not (no acknowledgement: "not honoured"), one that acknowledges and acts anyway.
+drives them on three dedicated agents: one whose SDK follows the switch (refused, acknowledged:
+verified), one whose SDK does not (no acknowledgement: "not honoured"), one that acknowledges
+and acts anyway.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from auditstream.producers.contract import (
     make_event,
 )
 
-COMPLIANT_AGENTS = ("routing-agent",)
+KS_HONOURING, KS_SILENT, KS_ROGUE = "kiosk-agent", "billing-agent", "legacy-agent"
+COMPLIANT_AGENTS = ("routing-agent", KS_HONOURING)
 EXPECTED: frozenset[tuple[str, str]] = frozenset(
     {
         ("ShadowAgent", "shadow-scraper"),
@@ -47,8 +49,8 @@ EXPECTED: frozenset[tuple[str, str]] = frozenset(
 )
 KILL_SWITCH_EXPECTED: frozenset[tuple[str, str]] = frozenset(
     {
-        ("KillSwitchNotHonoured", "support-bot"),
-        ("KillSwitchNotHonoured", "pricing-agent"),
+        ("KillSwitchNotHonoured", KS_SILENT),
+        ("KillSwitchNotHonoured", KS_ROGUE),
         ("MissingApproval", "records-agent"),
         ("KillSwitchNotHonoured", "records-agent"),  # after the policy's auto-suspend
     }
@@ -121,14 +123,20 @@ def produce(client: Any, events: list[AuditEvent]) -> None:
 
 
 def run_kill_switch_demo(settings: Any, client: Any, *, wait: float = 15.0) -> dict[str, str]:
-    """Suspend three agents and behave three ways; returns agent → command id."""
+    """Suspend the three kill-switch demo agents, which behave three ways; agent → command id.
+
+    Dedicated agents (not the workload's), so the workload's later actions never meet a
+    suspension: ``kiosk-agent``'s SDK follows the switch (refused, acknowledged: verified);
+    ``billing-agent``'s does not (no acknowledgement: not honoured); ``legacy-agent``'s rogue
+    SDK acknowledges and acts anyway (not honoured).
+    """
     from auditstream.governance.store import publish_command
     from auditstream.producers.client import AgentSuspended
     from auditstream.producers.killswitch import KillSwitch, new_command
 
     commands: dict[str, str] = {}
-    with KillSwitch(client, settings, agents={"routing-agent"}).start() as ks:
-        for agent in ("routing-agent", "support-bot", "pricing-agent"):
+    with KillSwitch(client, settings, agents={KS_HONOURING}).start() as ks:
+        for agent in (KS_HONOURING, KS_SILENT, KS_ROGUE):
             cmd = new_command(agent, "suspended", by="demo-operator", reason="governance demo")
             publish_command(settings, cmd)
             commands[agent] = cmd.command_id
@@ -137,31 +145,63 @@ def run_kill_switch_demo(settings: Any, client: Any, *, wait: float = 15.0) -> d
             time.sleep(0.1)
         # Honoured: the SDK refuses the action (and has acknowledged on its own).
         try:
-            client.action("routing-agent", "after-suspend", "routing")
+            client.action(KS_HONOURING, "after-suspend", "scheduling")
             refused = False
         except AgentSuspended:
             refused = True
         if not refused:
             raise RuntimeError("the SDK did not refuse a suspended agent's action")
-        # Not honoured: pricing-agent's (simulated, rogue) SDK acknowledges and then acts anyway.
+        # Not honoured: a rogue SDK acknowledges and then acts anyway.
         ack = SuspensionAck(
-            command_id=commands["pricing-agent"], state="suspended", sdk_instance="rogue-sdk"
+            command_id=commands[KS_ROGUE], state="suspended", sdk_instance="rogue-sdk"
         )
-        client.emit(make_event("suspension_ack", "pricing-agent", ack))
+        client.emit(make_event("suspension_ack", KS_ROGUE, ack))
         time.sleep(0.05)  # the action's timestamp must be after the acknowledgement's
-        # Reviewed (so only the kill-switch rule applies), but executed while suspended.
-        client.emit(
-            make_event(
-                "approval",
-                "pricing-agent",
-                Approval(action_id="rogue-1", decision="approved", reviewer="rev-ben"),
-            )
-        )
-        client.emit(
-            make_event(
-                "action", "pricing-agent", Action(action_id="rogue-1", decision_type="pricing")
-            )
-        )
+        rogue = Action(action_id="rogue-1", decision_type="scheduling")
+        client.emit(make_event("action", KS_ROGUE, rogue))
         client.flush(30.0)
-    # support-bot: nobody follows the switch for it, so no acknowledgement ever comes.
+    # KS_SILENT: nobody follows the switch for it, so no acknowledgement ever comes.
     return commands
+
+
+def run_governance_demo(settings: Any, client: Any, registry_path: Any = None) -> list[str]:
+    """Sync the demo registry, produce the scenario, run the kill-switch demo; report lines.
+
+    Called by ``auditstream demo`` right after the stack is up (before the workload, so the
+    workload's events are joined with the registry) and by ``auditstream agents demo``.
+    """
+    from pathlib import Path
+
+    from auditstream.governance.registry import load_registry
+    from auditstream.governance.store import (
+        current_from_clickhouse,
+        insert_records,
+        plan_sync,
+        publish_records,
+    )
+    from auditstream.stream.clickhouse import get_client
+
+    path = Path(registry_path or Path(__file__).parent / "demo_registry.yaml")
+    registry = load_registry(path)
+    ch = get_client(settings)
+    try:
+        plan = plan_sync(registry, current_from_clickhouse(ch), by="demo", source=str(path))
+        publish_records(settings, plan.records)
+        insert_records(ch, plan.records)
+    finally:
+        ch.close()
+    events = scenario(run=f"demo{int(time.time())}")
+    produce(client, events)
+    commands = run_kill_switch_demo(settings, client)
+    lines = [
+        f"governance: {len(plan.records)} registry change(s) synced from {path.name}; "
+        f"{len(events)} governance events (compliant + one violation per rule)",
+        *(
+            f"governance: published suspend {c} for {a} (a request; the pipeline verifies it)"
+            for a, c in commands.items()
+        ),
+        "governance: expect ShadowAgent, MissingApproval, SuggestOnlyAction, RateLimitExceeded, "
+        "KillSwitchNotHonoured; see `auditstream agents killswitch`, "
+        "`auditstream report governance`",
+    ]
+    return lines

@@ -407,7 +407,7 @@ class PolicyEngine:
                 command.command_id,
                 command.agent_id,
                 "pending_ack",
-                received_at,
+                command.issued_at,
                 "suspend command seen; waiting for the SDK acknowledgement",
             )
         )

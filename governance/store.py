@@ -228,12 +228,16 @@ def history(client: Any, agent_id: str) -> list[dict[str, Any]]:
 
 
 def _produce(
-    settings: Settings, topic: str, items: list[tuple[bytes, bytes]]
+    settings: Settings,
+    topic: str,
+    items: list[tuple[bytes, bytes]],
+    producer: Any = None,
 ) -> list[tuple[int, int]]:
     """Produce keyed records idempotently and wait; returns (partition, offset) per record."""
     from confluent_kafka import KafkaException, Producer
 
-    producer = Producer(settings.kafka_config(**{"enable.idempotence": True, "acks": "all"}))
+    if producer is None:
+        producer = Producer(settings.kafka_config(**{"enable.idempotence": True, "acks": "all"}))
     results: list[tuple[int, int] | None] = [None] * len(items)
     errors: list[str] = []
 
@@ -274,11 +278,15 @@ def insert_records(client: Any, records: list[RegistryRecord]) -> None:
         )
 
 
-def publish_command(settings: Settings, command: ControlMessage) -> tuple[int, int]:
-    """Publish a suspend/resume command; returns (partition, offset) it was acknowledged at."""
-    return _produce(
-        settings, settings.topics.control, [(command.agent_id.encode(), encode_control(command))]
-    )[0]
+def publish_command(
+    settings: Settings, command: ControlMessage, producer: Any = None
+) -> tuple[int, int]:
+    """Publish a suspend/resume command; returns (partition, offset) it was acknowledged at.
+
+    ``producer``: a long-lived confluent-kafka Producer to reuse (the worker's auto-suspend).
+    """
+    items = [(command.agent_id.encode(), encode_control(command))]
+    return _produce(settings, settings.topics.control, items, producer)[0]
 
 
 KILL_SWITCH_COLUMNS = ("command_id", "agent_id", "status", "at", "detail", "by", "reason")

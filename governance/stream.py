@@ -108,17 +108,11 @@ def _command(msg: ControlMessage) -> ControlCommand:
     )
 
 
-def _env_seconds(name: str, default: float) -> timedelta:
-    import os
-
-    return timedelta(seconds=float(os.environ.get(name, default)))
-
-
 def install(app: Any, ctx: Any) -> None:
     settings = ctx.settings
     engine = PolicyEngine(
-        approval_window=_env_seconds("AUDITSTREAM_GOVERNANCE_APPROVAL_WINDOW_S", 900),
-        ack_timeout=_env_seconds("AUDITSTREAM_GOVERNANCE_ACK_TIMEOUT_S", 60),
+        approval_window=timedelta(seconds=settings.governance_approval_window_s),
+        ack_timeout=timedelta(seconds=settings.governance_ack_timeout_s),
     )
     inventory = RegistryInventory()
     controls: collections.deque[ControlMessage] = collections.deque()
@@ -206,8 +200,14 @@ def install(app: Any, ctx: Any) -> None:
         # Mark it locally at once so a burst of critical findings publishes one command.
         latest[v.agent_id] = cmd
         loop = asyncio.get_running_loop()
+        if "producer" not in state:
+            from confluent_kafka import Producer
+
+            state["producer"] = Producer(
+                settings.kafka_config(**{"enable.idempotence": True, "acks": "all"})
+            )
         try:
-            await loop.run_in_executor(None, publish_command, settings, cmd)
+            await loop.run_in_executor(None, publish_command, settings, cmd, state["producer"])
             log.warning("auto-suspend command %s published for %s", cmd.command_id, v.agent_id)
         except Exception as exc:
             log.error("auto-suspend of %s failed to publish: %s", v.agent_id, exc)
@@ -279,3 +279,5 @@ def install(app: Any, ctx: Any) -> None:
         control_follower.close()
         if state["client"] is not None:
             state["client"].close()
+        if "producer" in state:
+            state["producer"].flush(10.0)

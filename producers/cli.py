@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from auditstream.settings import Settings
+
+if TYPE_CHECKING:
+    from auditstream.producers.produce import ProduceReport
+    from rich.console import Console
 
 
 def _settings(bootstrap: str | None, topic_prefix: str | None = None) -> Settings:
@@ -58,22 +63,24 @@ def produce(
     settings = _settings(bootstrap)
     target = topic or settings.topics.events
     max_bytes = settings.max_event_bytes
-    try:
-        stream = p.open_input(file)
-    except OSError as exc:
-        err.print(f"[red]cannot read {file}: {exc.strerror}[/red]")
-        raise typer.Exit(p.EXIT_INVALID) from None
-
-    with stream:
+    with contextlib.ExitStack() as resources:
+        try:
+            stream = p.open_input(file)
+        except OSError as exc:
+            err.print(f"cannot read {file}: {exc.strerror}", style="red", markup=False)
+            raise typer.Exit(p.EXIT_INVALID) from None
+        if file != "-":  # never close the process's stdin
+            resources.enter_context(stream)
         if not skip_invalid:
             if file == "-":
-                stream = p.spool(stream)
+                stream = resources.enter_context(p.spool(stream))
             checked = p.check_all(stream, max_bytes=max_bytes)
             if checked.invalid:
                 _print_problems(err, checked)
                 err.print(
-                    f"[red]{checked.invalid} of {checked.lines} line(s) invalid: nothing sent "
-                    "(fix them, or use --skip-invalid)[/red]"
+                    f"{checked.invalid} of {checked.lines} line(s) invalid: nothing sent "
+                    "(fix them, or use --skip-invalid)",
+                    style="red",
                 )
                 raise typer.Exit(p.EXIT_INVALID)
             stream.seek(0)
@@ -89,26 +96,27 @@ def produce(
         report = p.send_lines(stream, factory, max_bytes=max_bytes, flush_timeout=timeout + 5)
     _print_problems(err, report)
     for line in report.delivery_errors:
-        err.print(f"[red]delivery: {line}[/red]")
+        err.print(f"delivery: {line}", style="red", markup=False)
     summary = (
         f"{report.lines} line(s): {report.valid} valid, {report.invalid} invalid"
         f"{' (skipped)' if report.invalid else ''}; sent {report.sent}, failed {report.failed}"
         f"{f', pending {report.pending}' if report.pending else ''} → {target} on "
         f"{settings.kafka_bootstrap}"
     )
-    (err.print if report.exit_code else typer.echo)(summary)
+    if report.exit_code:
+        err.print(summary, markup=False)
+    else:
+        typer.echo(summary)
     raise typer.Exit(report.exit_code)
 
 
-def _print_problems(console: object, report: object) -> None:
-    from auditstream.producers.produce import ProduceReport
-
-    assert isinstance(report, ProduceReport)
+def _print_problems(console: Console, report: ProduceReport) -> None:
+    # markup=False: reasons quote the offending input, which may contain [brackets].
     for problem in report.problems:
-        console.print(f"[yellow]{problem}[/yellow]", markup=True)  # type: ignore[attr-defined]
+        console.print(str(problem), style="yellow", markup=False)
     hidden = report.invalid - len(report.problems)
     if hidden > 0:
-        console.print(f"[yellow]... and {hidden} more invalid line(s)[/yellow]")  # type: ignore[attr-defined]
+        console.print(f"... and {hidden} more invalid line(s)", style="yellow")
 
 
 Events = Annotated[int, typer.Option(help="Events per measurement")]

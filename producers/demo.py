@@ -16,10 +16,17 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from auditstream.producers.client import HEADERS, AuditClient, DeliveryError, producer_config
+from auditstream.producers.client import (
+    HEADERS,
+    AuditClient,
+    AuditClientError,
+    BufferFull,
+    producer_config,
+)
 from auditstream.producers.workload import generate_records
 from rich.console import Console
 from rich.progress import (
@@ -58,11 +65,22 @@ def run_demo(
     console: Console | None = None,
 ) -> int:
     """Returns the exit code: 0 when every row arrived, 1 otherwise (with a hint why)."""
-    from auditstream.deploy.local import STACK_JSON, LocalStack
+    console = console or Console()
+    missing = [m for m in ("clickhouse_connect", "faust", "noida_db") if not find_spec(m)]
+    if missing:
+        console.print(
+            f"the demo runs the whole pipeline locally and needs its extra ({missing[0]} "
+            "is missing): pip install 'auditstream[pipeline]'",
+            style="red",
+            markup=False,
+        )
+        return 2
+    from auditstream.deploy.broker import BrokerError
+    from auditstream.deploy.clickhouse_server import ClickHouseServerError
+    from auditstream.deploy.local import STACK_JSON, LocalStack, StackError
 
     from auditstream.settings import Settings
 
-    console = console or Console()
     base = Settings.from_env()
     state = Path(state_dir or base.state_dir)
     n_bad = events // 100 if malformed is None else malformed
@@ -75,14 +93,30 @@ def run_demo(
         stack = LocalStack.from_state(state)
     else:
         stack = LocalStack(state, broker, *ports)  # type: ignore[arg-type]
-    with console.status("bringing up the local stack (broker, ClickHouse, worker)..."):
-        status = stack.up()
+    try:
+        with console.status("bringing up the local stack (broker, ClickHouse, worker)..."):
+            status = stack.up()
+    except (StackError, BrokerError, ClickHouseServerError) as exc:
+        console.print(f"the local stack did not come up: {exc}", style="red", markup=False)
+        console.print("(`auditstream down` stops whatever did start)")
+        return 1
     settings = stack.settings
     console.print(
         f"stack: broker {status['broker']['bootstrap']} ({status['broker']['kind']}), "
         f"ClickHouse {status['clickhouse']['http']}, worker pid {status['worker']['pid']}",
         soft_wrap=True,
     )
+
+    # Governance hook (docs/governance.md): demo registry first, so the workload is joined with
+    # it, then compliant + violating governance traffic and the kill-switch demo.
+    try:
+        from auditstream.governance.demo import run_governance_demo
+
+        with AuditClient(settings) as gov_client:
+            for line in run_governance_demo(settings, gov_client):
+                console.print(line, markup=False, soft_wrap=True)
+    except Exception as exc:  # the governance part must not stop the pipeline demo
+        console.print(f"governance demo skipped: {exc}", style="yellow", markup=False)
 
     run_id = secrets.token_hex(4)
     records = generate_records(events, seed, n_bad, run_id=run_id)
@@ -109,7 +143,11 @@ def run_demo(
         task = progress.add_task("sending", total=len(records), rate="")
         for i, record in enumerate(records, start=1):
             if record.event is not None:
-                client.emit(record.event)
+                try:
+                    client.emit(record.event)
+                except BufferFull as exc:  # the broker stopped answering mid-run
+                    console.print(f"sending stopped: {exc}", style="red", markup=False)
+                    return 1
             else:
                 raw.produce(
                     settings.topics.events, record.value, record.key, headers=HEADERS,
@@ -125,8 +163,8 @@ def run_demo(
                 progress.update(task, completed=i, rate=f"{i / elapsed:,.0f} ev/s")
         try:
             client.flush(60)
-        except DeliveryError as exc:
-            console.print(f"[red]{exc}[/red]")
+        except AuditClientError as exc:  # DeliveryError / FlushTimeout: say so, stop here
+            console.print(str(exc), style="red", markup=False)
             return 1
         raw.flush(60)
         send_s = time.perf_counter() - t0

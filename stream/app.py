@@ -128,6 +128,12 @@ def app_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "broker_max_poll_records": max(500, settings.sink_batch_size),
         "datadir": os.path.join(settings.state_dir, "faust"),
     }
+    # Static group membership (KIP-345): a restarted worker with the same instance id takes
+    # its partitions back at once instead of waiting for the broker to expire the old member
+    # (and noida-db never expires a kill -9'd member: see stream/README.md).
+    instance_id = os.environ.get("AUDITSTREAM_WORKER_INSTANCE_ID")
+    if instance_id:
+        conf["consumer_group_instance_id"] = instance_id
     creds = broker_credentials(dict(settings.kafka_extra))
     if creds is not None:
         conf["broker_credentials"] = creds
@@ -220,8 +226,16 @@ async def _process_batch(ctx: StreamContext, sink: Any, guard: Any, taken: list[
         return (m.topic, m.partition, m.offset)
 
     # The guard may query ClickHouse (only at start/rebalance): keep it off the event loop.
+    skipped_before = guard.skipped
     fresh = await loop.run_in_executor(None, guard.filter, taken, coords_of)
     ctx.stats["replay_skipped"] = guard.skipped
+    if guard.skipped != skipped_before:
+        # Expected after a crash/rebalance; the line is the evidence that a replay was absorbed.
+        log.warning(
+            "replay guard: skipped %d redelivered records already in ClickHouse (total %d)",
+            guard.skipped - skipped_before,
+            guard.skipped,
+        )
     good: list[EnrichedEvent] = []
     dead: list[DeadLetter] = []
     decode_one = ctx.decode

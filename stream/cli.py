@@ -93,14 +93,19 @@ def bench_pipeline(
         bool,
         typer.Option(help="Use the running stack from AUDITSTREAM_* instead of starting one."),
     ] = False,
-    workers: Annotated[int, typer.Option(min=1)] = 1,
+    plugins: Annotated[
+        str, typer.Option(help="Worker plugins: 'none' (the sink alone) or a module list.")
+    ] = "none",
+    keep: Annotated[bool, typer.Option(help="Keep the temporary state directory.")] = False,
 ) -> None:
     """End-to-end events/s through the worker into ClickHouse vs a bare consume loop."""
     from auditstream.stream.bench import run_pipeline_bench
 
     if broker not in ("noida", "tansu"):
         raise typer.BadParameter("broker must be noida or tansu")
-    run_pipeline_bench(events=events, as_json=as_json, broker=broker, reuse=reuse, workers=workers)
+    run_pipeline_bench(
+        events=events, as_json=as_json, broker=broker, reuse=reuse, plugins=plugins, keep=keep
+    )
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

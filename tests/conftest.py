@@ -52,6 +52,17 @@ def _stop_everything() -> None:
             _STOPPERS.pop()()
 
 
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A CI runner or a developer stopping the run with SIGTERM gets the same clean teardown as
+    # Ctrl-C (session fixtures stop their servers), instead of orphaned servers.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+
+
 @dataclass(frozen=True)
 class ClickHouseEndpoint:
     http_host: str

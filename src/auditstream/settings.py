@@ -68,6 +68,10 @@ class Settings:
     state_dir: str = ".state"
     # Key of the HMAC that pseudonymises customer ids before storage (never logged).
     pii_hash_key: str = field(default="", repr=False)
+    # Governance: how long an action may wait for its human approval, and the SDK for its
+    # kill-switch acknowledgement, before the pipeline reports a violation.
+    governance_approval_window_s: float = 900.0
+    governance_ack_timeout_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +98,15 @@ class Settings:
             max_event_bytes=int(env.get("AUDITSTREAM_MAX_EVENT_BYTES", defaults.max_event_bytes)),
             state_dir=env.get("AUDITSTREAM_STATE_DIR", defaults.state_dir),
             pii_hash_key=env.get("AUDITSTREAM_PII_HASH_KEY", defaults.pii_hash_key),
+            governance_approval_window_s=float(
+                env.get(
+                    "AUDITSTREAM_GOVERNANCE_APPROVAL_WINDOW_S",
+                    defaults.governance_approval_window_s,
+                )
+            ),
+            governance_ack_timeout_s=float(
+                env.get("AUDITSTREAM_GOVERNANCE_ACK_TIMEOUT_S", defaults.governance_ack_timeout_s)
+            ),
         )
 
     def kafka_config(self, **overrides: object) -> dict[str, object]:

@@ -28,6 +28,8 @@ def test_topic_specs_cover_all_topics_with_compaction() -> None:
     assert specs["p.registry"].config == {"cleanup.policy": "compact"}
     assert specs["p.control"].config == {"cleanup.policy": "compact"}
     assert specs["p.events"].config == {}
+    named = {t.name: t for t in topic_specs(s, extra=["p.more"])}
+    assert named["p.more"].partitions == 4
     with pytest.raises(ValueError, match="duplicate"):
         topic_specs(s, extra=[TopicSpec("p.events", 1)])
 
@@ -90,3 +92,16 @@ def test_parse_params() -> None:
     assert parse_params(["agent=a=b", "hours=3"]) == {"agent": "a=b", "hours": "3"}
     with pytest.raises(ValueError, match="key=value"):
         parse_params(["oops"])
+
+
+def test_query_output_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime as dt
+
+    from auditstream.deploy.cli import _print_result
+
+    rows = [("a", 2, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), b"\xff")]
+    _print_result(["agent", "n", "t", "raw"], rows, "json")
+    line = capsys.readouterr().out.strip()
+    assert line == '{"agent": "a", "n": 2, "t": "2026-01-01T00:00:00+00:00", "raw": "\\ufffd"}'
+    _print_result(["agent", "n"], [("a,b", 1)], "csv")
+    assert capsys.readouterr().out.splitlines() == ["agent,n", '"a,b",1']

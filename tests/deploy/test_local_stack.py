@@ -28,8 +28,11 @@ def _stack(tmp_path: Path, broker: str) -> LocalStack:
 
 
 def _processes_mentioning(text: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
-    return [line for line in out.stdout.splitlines() if text in line and "ps -eo" not in line]
+    # -ww: never truncate command lines (ps may cut them to a terminal width otherwise).
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True
+    )
+    return [line for line in out.stdout.splitlines() if text in line and "ps -ww" not in line]
 
 
 def _kill9(pid: int | None) -> None:
@@ -41,7 +44,7 @@ def _kill9(pid: int | None) -> None:
 
 def test_up_kill9_restart_down_noida_with_worker(tmp_path: Path, monkeypatch) -> None:
     # The core worker only: this is a lifecycle test, not one of the other areas' plugins.
-    monkeypatch.setenv("AUDITSTREAM_STREAM_PLUGINS", "")
+    monkeypatch.setenv("AUDITSTREAM_STREAM_PLUGINS", "none")
     stack = _stack(tmp_path, "noida")
     try:
         st = stack.up(start_worker=True)
@@ -51,6 +54,7 @@ def test_up_kill9_restart_down_noida_with_worker(tmp_path: Path, monkeypatch) ->
             "broker": st["broker"]["pid"], "clickhouse": st["clickhouse"]["pid"],
             "worker": st["worker"]["pid"],
         }  # fmt: skip
+        assert len(_processes_mentioning(str(stack.state_dir))) == 2  # broker + ClickHouse
         env_text = (stack.state_dir / "stack.env").read_text()
         assert f"AUDITSTREAM_KAFKA_BOOTSTRAP=127.0.0.1:{stack.config.kafka_port}" in env_text
 
@@ -113,6 +117,16 @@ def test_cli_up_status_down_tansu(tmp_path: Path) -> None:
             timeout=120,
         )  # fmt: skip
         assert migrate.returncode == 0 and "up to date" in migrate.stdout, migrate.stderr
+        listing = subprocess.run(
+            [*cli, "query", "--list"], env={**env, **stack_env}, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert listing.returncode == 0, listing.stderr
+        unknown = subprocess.run(
+            [*cli, "query", "no_such_query"], env={**env, **stack_env}, capture_output=True,
+            text=True, timeout=60,
+        )  # fmt: skip
+        assert unknown.returncode == 1 and "unknown query" in unknown.stderr
     finally:
         down = run("down", "--state-dir", str(state))
     assert down.returncode == 0, down.stderr

@@ -20,6 +20,9 @@ from auditstream.governance.demo import (
     COMPLIANT_AGENTS,
     EXPECTED,
     KILL_SWITCH_EXPECTED,
+    KS_HONOURING,
+    KS_ROGUE,
+    KS_SILENT,
     run_kill_switch_demo,
     scenario,
 )
@@ -29,7 +32,6 @@ from auditstream.governance.store import (
     current_from_clickhouse,
     insert_records,
     plan_sync,
-    publish_records,
 )
 
 pytestmark = pytest.mark.integration
@@ -61,12 +63,28 @@ def test_every_rule_fires_and_compliant_traffic_does_not(make_env: Any) -> None:
     registry = load_registry(DEMO_REGISTRY)
 
     # Inventory: sync the registry (topic + history), then a second sync changes nothing.
-    plan = plan_sync(registry, current_from_clickhouse(ch), by="test", source="demo")
-    assert len(plan.records) == 6
-    publish_records(settings, plan.records)
-    insert_records(ch, plan.records)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auditstream.cli",
+            "agents",
+            "sync",
+            str(DEMO_REGISTRY),
+            "--by",
+            "ci-bot",
+        ],
+        env=env.env_vars(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "synced 9 change(s), 0 unchanged" in out
+    hist = ch.query("SELECT DISTINCT changed_by, change FROM agent_registry").result_rows
+    assert hist == [("ci-bot", "registered")]
     again = plan_sync(registry, current_from_clickhouse(ch), by="test", source="demo")
-    assert again.records == [] and len(again.unchanged) == 6
+    assert again.records == [] and len(again.unchanged) == 9
 
     worker = env.spawn(
         [
@@ -120,9 +138,9 @@ def test_every_rule_fires_and_compliant_traffic_does_not(make_env: Any) -> None:
         "GROUP BY agent_id, command_id"
     ).result_rows
     status = {a: (c, set(s)) for a, c, s in rows}
-    assert status["routing-agent"] == (commands["routing-agent"], {"pending_ack", "acknowledged"})
-    assert status["support-bot"][1] == {"pending_ack", "not_honoured"}
-    assert status["pricing-agent"][1] == {"pending_ack", "acknowledged", "not_honoured"}
+    assert status[KS_HONOURING] == (commands[KS_HONOURING], {"pending_ack", "acknowledged"})
+    assert status[KS_SILENT][1] == {"pending_ack", "not_honoured"}
+    assert status[KS_ROGUE][1] == {"pending_ack", "acknowledged", "not_honoured"}
     assert {r[0] for r in rows} == set(commands) | {"records-agent"}
     assert status["records-agent"][1] == {"pending_ack", "not_honoured"}
     by = ch.query("SELECT DISTINCT by FROM kill_switch_log WHERE agent_id = 'records-agent'")
@@ -141,8 +159,8 @@ def test_every_rule_fires_and_compliant_traffic_does_not(make_env: Any) -> None:
         "mtta_mttr_by_owner": None
     }
     assert from_sql.gaps == expected.gaps
-    assert expected.values()["owner_coverage"] == round(5 / 6, 4)
-    assert expected.values()["policy_aligned_use_cases"] == 4
+    assert expected.values()["owner_coverage"] == round(8 / 9, 4)
+    assert expected.values()["policy_aligned_use_cases"] == 7
     assert expected.values()["dpia_coverage"] == 0.4
 
     # The CLI prints the same numbers; --json ends with one JSON line of them.
@@ -155,7 +173,7 @@ def test_every_rule_fires_and_compliant_traffic_does_not(make_env: Any) -> None:
         check=True,
     ).stdout
     last = json.loads(out.strip().splitlines()[-1])
-    assert last["shadow_agents"] == 1 and last["agents"] == 6
+    assert last["shadow_agents"] == 1 and last["agents"] == 9
     assert last["owner_coverage"] == expected.owner_coverage
 
 

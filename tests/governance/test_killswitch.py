@@ -69,13 +69,14 @@ def test_apply_fills_the_client_seam_and_acknowledges_only_served_agents() -> No
 
 
 @pytest.mark.integration
-def test_suspended_agent_is_refused_by_the_sdk(make_env: Any) -> None:
+@pytest.mark.parametrize("broker", ["noida", "tansu"])
+def test_suspended_agent_is_refused_by_the_sdk(make_env: Any, broker: str) -> None:
     from auditstream.governance.store import publish_command
     from auditstream.producers.client import AuditClient
     from auditstream.producers.contract import decode_event
     from confluent_kafka import Consumer, TopicPartition
 
-    env = make_env("noida", partitions=2)
+    env = make_env(broker, partitions=2)
     settings = env.settings
     with AuditClient(settings) as client:
         missing = type(settings.topics)(settings.topics.prefix + "-missing")

@@ -6,6 +6,7 @@ start their own broker, because they stop and restart it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -28,6 +29,9 @@ from auditstream.settings import Settings
 pytestmark = pytest.mark.integration
 
 
+_created: list[tuple[str, str]] = []
+
+
 def make_topic(bootstrap: str, partitions: int = 3) -> str:
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -35,7 +39,25 @@ def make_topic(bootstrap: str, partitions: int = 3) -> str:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for fut in admin.create_topics([NewTopic(name, partitions, 1)]).values():
         fut.result(30)
+    _created.append((bootstrap, name))
     return name
+
+
+@pytest.fixture(autouse=True)
+def _drop_topics():
+    """Delete this test's topics afterwards: the shared broker's snapshot grows with each."""
+    yield
+    from auditstream.deploy.procs import port_open
+    from confluent_kafka.admin import AdminClient
+
+    while _created:
+        bootstrap, name = _created.pop()
+        if not port_open(int(bootstrap.rsplit(":", 1)[1])):
+            continue  # a broker a test stopped: its data dir goes with tmp_path
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for fut in admin.delete_topics([name], operation_timeout=10).values():
+            with contextlib.suppress(Exception):
+                fut.result(15)
 
 
 def consume(bootstrap: str, topic: str, n: int, timeout: float = 60.0) -> list:
@@ -80,8 +102,11 @@ def record_count(bootstrap: str, topic: str) -> int:
 # -- the normal path on the shared broker --------------------------------------------------
 
 
-def test_every_call_arrives_keyed_by_agent_with_the_cloudevents_header(noida_broker) -> None:
-    bootstrap = noida_broker.bootstrap
+@pytest.mark.parametrize("broker", ["noida", "tansu"])
+def test_every_call_arrives_keyed_by_agent_with_the_cloudevents_header(
+    request: pytest.FixtureRequest, broker: str
+) -> None:
+    bootstrap = request.getfixturevalue(f"{broker}_broker").bootstrap
     topic = make_topic(bootstrap)
     delivered: list[tuple[str, object]] = []
     settings = Settings(kafka_bootstrap=bootstrap)
@@ -168,6 +193,30 @@ def test_a_workload_burst_is_delivered_exactly(noida_broker) -> None:
         c.flush(60)
         assert c.stats().sent == 5_000
     assert record_count(bootstrap, topic) == 5_000
+
+
+def test_many_threads_emit_concurrently_and_every_event_arrives_once(noida_broker) -> None:
+    import threading
+
+    bootstrap = noida_broker.bootstrap
+    topic = make_topic(bootstrap, partitions=6)
+    ids: list[list[str]] = [[] for _ in range(4)]
+    with AuditClient(Settings(kafka_bootstrap=bootstrap), topic=topic, max_buffer=500) as c:
+
+        def agent(n: int) -> None:
+            for i in range(1_500):
+                ids[n].append(c.action(f"agent-{n}", f"a{i}", "drafting"))
+
+        threads = [threading.Thread(target=agent, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        c.flush(60)
+        stats = c.stats()
+    assert (stats.queued, stats.sent, stats.failed, stats.dropped) == (6_000, 6_000, 0, 0)
+    assert len({i for per_thread in ids for i in per_thread}) == 6_000
+    assert record_count(bootstrap, topic) == 6_000
 
 
 # -- broker down: our own broker, stopped and restarted ------------------------------------

@@ -12,6 +12,7 @@ from auditstream.producers.client import (
     AuditClient,
     ClientClosed,
     DeliveryError,
+    FlushTimeout,
     fast_event_id,
     producer_config,
 )
@@ -137,6 +138,23 @@ def test_secrets_are_masked_in_the_loggable_config() -> None:
         c.close(1)
     with pytest.raises(ClientClosed):
         c.prompt("a", "late")
+
+
+def test_close_with_an_unreachable_broker_accounts_for_every_event() -> None:
+    failed: list[str] = []
+    c = AuditClient(NOWHERE, topic="t", on_delivery=lambda e, x: x and failed.append(e.id))
+    ids = [c.prompt("agent-1", f"m{i}") for i in range(50)]
+    with pytest.raises(FlushTimeout):
+        c.close(timeout=0.5)  # nothing listens at NOWHERE: no acknowledgement can come
+    stats = c.stats()
+    assert (stats.queued, stats.sent, stats.failed, stats.pending, stats.dropped) == (
+        50,
+        0,
+        50,
+        0,
+        0,
+    )
+    assert sorted(failed) == sorted(ids)
 
 
 def test_bad_arguments() -> None:

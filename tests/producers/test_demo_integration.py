@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ~40 s: starts a whole stack
 
 
 def test_demo_brings_up_the_stack_and_every_row_arrives(tmp_path: Path) -> None:
-    from rich.console import Console
-
     from auditstream.deploy.local import LocalStack
     from auditstream.deploy.procs import free_port
     from auditstream.producers.demo import run_demo
     from auditstream.stream.clickhouse import get_client
+    from rich.console import Console
 
     state = tmp_path / "stack"
     ports = (free_port(), free_port(), free_port())
@@ -53,4 +52,5 @@ def test_demo_brings_up_the_stack_and_every_row_arrives(tmp_path: Path) -> None:
         assert tuple(rows) == (490, 490)
         assert dead == 10
     finally:
-        LocalStack.from_state(state).down() if (state / "stack.json").exists() else None
+        if (state / "stack.json").exists():  # stop exactly what the demo started, by PID
+            LocalStack.from_state(state).down()

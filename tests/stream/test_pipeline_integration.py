@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import signal
 import sys
 import time
@@ -27,7 +28,10 @@ WORKER_ENV = {
     "AUDITSTREAM_FAUST_SESSION_TIMEOUT": "6",
     "AUDITSTREAM_FAUST_COMMIT_INTERVAL": "1.0",
 }
-DEADLINE_S = 240.0  # a generous upper bound for waiting, never a speed assertion
+WORKER_LOGLEVEL = os.environ.get("AUDITSTREAM_TEST_WORKER_LOGLEVEL", "warning")
+DEADLINE_S = float(
+    os.environ.get("AUDITSTREAM_TEST_DEADLINE", "240")
+)  # a generous upper bound for waiting, never a speed assertion
 
 
 def produce(settings: Any, records: list[Record]) -> None:
@@ -61,7 +65,7 @@ def produce(settings: Any, records: list[Record]) -> None:
 def start_worker(env: Any, log_name: str, **extra_env: str) -> Any:
     """``python -m auditstream.cli worker`` with this test's settings (a real subprocess)."""
     return env.spawn(
-        [sys.executable, "-m", "auditstream.cli", "worker", "-l", "warning"],
+        [sys.executable, "-m", "auditstream.cli", "worker", "-l", WORKER_LOGLEVEL],
         env=env.env_vars(**{**WORKER_ENV, **extra_env}),
         log_name=log_name,
     )
@@ -157,7 +161,11 @@ def test_kill_9_mid_stream_then_restart_is_exact(make_env: Any) -> None:
     produce(env.settings, records)
     client = env.ch()
     # Commit rarely, so that the kill lands with many stored-but-uncommitted records.
-    slow_commit = {"AUDITSTREAM_FAUST_COMMIT_INTERVAL": "30"}
+    # The restarted worker reuses the static member id (noida never expires a killed member).
+    slow_commit = {
+        "AUDITSTREAM_FAUST_COMMIT_INTERVAL": "30",
+        "AUDITSTREAM_WORKER_INSTANCE_ID": "worker-0",
+    }
     worker = start_worker(env, "worker-1", **slow_commit)
     deadline = time.monotonic() + DEADLINE_S
     while counts(client)[0] < 3_000 and time.monotonic() < deadline:
@@ -171,13 +179,21 @@ def test_kill_9_mid_stream_then_restart_is_exact(make_env: Any) -> None:
     got = wait_for(client, (9_900, 100), worker2)
     assert got == (9_900, 100), _log(env, "worker-2")
     assert_exact(client, records)
+    # Nothing was committed before the kill (30 s commit interval): the restarted worker got
+    # the stored records again and its replay guard dropped them (the log line is the proof).
+    log2 = _log(env, "worker-2", tail=None)
+    skipped = [int(m) for m in re.findall(r"replay guard: skipped (\d+) ", log2)]
+    assert sum(skipped) >= mid[0] + mid[1], log2[-3000:]
     worker2.send_signal(signal.SIGTERM)
     assert worker2.wait(timeout=60) == 0
 
 
-def _log(env: Any, name: str) -> str:
+def _log(env: Any, name: str, tail: int | None = 4000) -> str:
     path = env.state_dir / f"{name}.log"
-    return path.read_text(errors="replace")[-4000:] if path.exists() else "(no log)"
+    if not path.exists():
+        return "(no log)"
+    text = path.read_text(errors="replace")
+    return text if tail is None else text[-tail:]
 
 
 def malformed_kinds(records: list[Record]) -> collections.Counter[str]:
