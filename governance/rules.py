@@ -31,6 +31,7 @@ is a proposal awaiting a human; neither happened in the world, so neither counts
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -124,6 +125,8 @@ class _AgentState:
     action_times: deque[datetime] = field(default_factory=deque)
     rate_firing: bool = False
     shadow_notified_at: datetime | None = None
+    # First unregistered event still inside the grace period: (seen at, the event).
+    shadow_pending: tuple[datetime, AuditEvent] | None = None
     killswitch: _KillSwitch | None = None
     # Acks seen before their command (control topic read after the events): command_id -> time.
     early_acks: dict[str, datetime] = field(default_factory=dict)
@@ -137,6 +140,10 @@ class PolicyEngine:
     ack_timeout: timedelta = timedelta(seconds=60)
     rate_window: timedelta = timedelta(minutes=1)
     shadow_renotify: timedelta = timedelta(hours=1)
+    # An agent is often registered and started by the same deployment: the registry record may
+    # reach the worker a moment after the agent's first event. Wait this long (processing time)
+    # before calling it a shadow agent; 0 fires at once.
+    shadow_grace: timedelta = timedelta(seconds=30)
     # Hard bound on remembered approvals / pending actions per agent (memory safety).
     max_tracked: int = 100_000
     agents: dict[str, _AgentState] = field(default_factory=dict)
@@ -158,9 +165,14 @@ class PolicyEngine:
         state = self._state(agent_id)
         out: list[Violation] = []
         if entry is None or not entry.active:
-            v = self._shadow(agent_id, event, entry, state, received_at)
-            if v is not None:
-                out.append(v)
+            if not self.shadow_grace:
+                v = self._shadow(agent_id, event, entry, state, received_at)
+                if v is not None:
+                    out.append(v)
+            elif state.shadow_pending is None:
+                state.shadow_pending = (received_at, event)
+        else:
+            state.shadow_pending = None  # registered meanwhile
         data = event.data
         if isinstance(data, SuspensionAck):
             self._on_ack(agent_id, data, event.time, state)
@@ -397,7 +409,7 @@ class PolicyEngine:
         if command.state == "resumed":
             state.killswitch = _KillSwitch(command, received_at, status="resumed")
             self.log.append(
-                KillSwitchRecord(command.command_id, command.agent_id, "resumed", received_at)
+                KillSwitchRecord(command.command_id, command.agent_id, "resumed", command.issued_at)
             )
             return []
         ks = _KillSwitch(command, received_at + self.ack_timeout)
@@ -443,13 +455,27 @@ class PolicyEngine:
                 )
             )
 
-    def tick(self, now: datetime, owns: object = None) -> list[Violation]:
+    def tick(
+        self,
+        now: datetime,
+        owns: Callable[[str], bool] | None = None,
+        lookup: Callable[[str], AgentEntry | None] | None = None,
+    ) -> list[Violation]:
         """Fire expired deadlines. ``owns(agent_id) -> bool`` limits checks to this worker's
-        agents (an ack arrives on the agent's partition, so only its owner can see it)."""
+        agents (an ack arrives on the agent's partition, so only its owner can see it);
+        ``lookup`` is the current registry (a shadow agent may have been registered since)."""
         out: list[Violation] = []
         for agent_id, state in self.agents.items():
-            if callable(owns) and not owns(agent_id):
+            if owns is not None and not owns(agent_id):
                 continue
+            pending_shadow = state.shadow_pending
+            if pending_shadow is not None and now - pending_shadow[0] >= self.shadow_grace:
+                state.shadow_pending = None
+                entry = lookup(agent_id) if lookup is not None else None
+                if entry is None or not entry.active:
+                    v = self._shadow(agent_id, pending_shadow[1], entry, state, now)
+                    if v is not None:
+                        out.append(v)
             expired = [p for p in state.pending.values() if p.deadline <= now]
             for p in expired:
                 del state.pending[p.action_id]

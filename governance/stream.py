@@ -113,6 +113,7 @@ def install(app: Any, ctx: Any) -> None:
     engine = PolicyEngine(
         approval_window=timedelta(seconds=settings.governance_approval_window_s),
         ack_timeout=timedelta(seconds=settings.governance_ack_timeout_s),
+        shadow_grace=timedelta(seconds=settings.governance_shadow_grace_s),
     )
     inventory = RegistryInventory()
     controls: collections.deque[ControlMessage] = collections.deque()
@@ -268,7 +269,7 @@ def install(app: Any, ctx: Any) -> None:
     @app.timer(1.0)
     async def governance_tick() -> None:
         await drain_controls()
-        violations = engine.tick(datetime.now(UTC), owns=owns)
+        violations = engine.tick(datetime.now(UTC), owns=owns, lookup=inventory.entry)
         if violations:
             await publish(violations)
         await flush_log()

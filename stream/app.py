@@ -204,17 +204,45 @@ def create_app(
 
     @app.agent(ctx.events_topic, name="sink", concurrency=1)
     async def sink_agent(stream: Any) -> None:
-        batch_size = settings.sink_batch_size
-        within = settings.sink_batch_seconds
-        async for taken in stream.noack_take(batch_size, within=within):
-            await _process_batch(ctx, sink, guard, taken)
-            for event in taken:
-                await stream.ack(event)
+        await _run_sink(ctx, sink, guard, stream)
 
     for module in load_plugins(plugins):
         module.install(app, ctx)
         log.info("plugin %s installed", module.__name__)
     return app
+
+
+async def _run_sink(ctx: StreamContext, sink: Any, guard: Any, stream: Any) -> None:
+    """Take micro-batches and hand them to one writer task; ack only after the insert.
+
+    The writer runs concurrently with the next ``noack_take`` (bounded by a 2-batch queue),
+    so the buffer refills while ClickHouse inserts; one writer keeps batches (and acks) in
+    order. A writer failure is re-raised here, so the agent crashes loudly instead of
+    silently stalling (no ack happened for the failed batch, so nothing is lost).
+    """
+    settings = ctx.settings
+    pending: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2)
+
+    async def writer() -> None:
+        while True:
+            taken = await pending.get()
+            await _process_batch(ctx, sink, guard, taken)
+            for event in taken:
+                await stream.ack(event)
+
+    writer_task = asyncio.ensure_future(writer())
+    try:
+        async for taken in stream.noack_take(
+            settings.sink_batch_size, within=settings.sink_batch_seconds
+        ):
+            put = asyncio.ensure_future(pending.put(taken))
+            await asyncio.wait({put, writer_task}, return_when=asyncio.FIRST_COMPLETED)
+            if writer_task.done():
+                put.cancel()
+                writer_task.result()  # re-raises the writer's exception
+                raise RuntimeError("sink writer stopped unexpectedly")
+    finally:
+        writer_task.cancel()
 
 
 async def _process_batch(ctx: StreamContext, sink: Any, guard: Any, taken: list[Any]) -> None:

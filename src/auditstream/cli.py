@@ -9,6 +9,7 @@ Command modules import heavy libraries inside the command functions to keep star
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import typer
 
@@ -30,18 +31,22 @@ GROUPS: dict[str, typer.Typer] = {
 for _name, _group in GROUPS.items():
     app.add_typer(_group, name=_name)
 
+# (command module, a library it cannot work without): the SDK-only install lacks the latter for
+# every area but the producers, and then those commands are not offered at all.
 AREAS = (
-    "auditstream.producers.cli",
-    "auditstream.deploy.cli",
-    "auditstream.stream.cli",
-    "auditstream.detectors.cli",
-    "auditstream.alerts.cli",
-    "auditstream.governance.cli",
+    ("auditstream.producers.cli", "confluent_kafka"),
+    ("auditstream.deploy.cli", "clickhouse_connect"),
+    ("auditstream.stream.cli", "faust"),
+    ("auditstream.detectors.cli", "numpy"),
+    ("auditstream.alerts.cli", "httpx"),
+    ("auditstream.governance.cli", "yaml"),
 )
 
 
 def _register_areas() -> None:
-    for module_name in AREAS:
+    for module_name, needs in AREAS:
+        if importlib.util.find_spec(needs) is None:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -72,6 +72,7 @@ class Settings:
     # kill-switch acknowledgement, before the pipeline reports a violation.
     governance_approval_window_s: float = 900.0
     governance_ack_timeout_s: float = 60.0
+    governance_shadow_grace_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +107,9 @@ class Settings:
             ),
             governance_ack_timeout_s=float(
                 env.get("AUDITSTREAM_GOVERNANCE_ACK_TIMEOUT_S", defaults.governance_ack_timeout_s)
+            ),
+            governance_shadow_grace_s=float(
+                env.get("AUDITSTREAM_GOVERNANCE_SHADOW_GRACE_S", defaults.governance_shadow_grace_s)
             ),
         )
 

@@ -98,6 +98,7 @@ def test_every_rule_fires_and_compliant_traffic_does_not(make_env: Any) -> None:
         env=env.env_vars(
             AUDITSTREAM_GOVERNANCE_APPROVAL_WINDOW_S="5",
             AUDITSTREAM_GOVERNANCE_ACK_TIMEOUT_S="5",
+            AUDITSTREAM_GOVERNANCE_SHADOW_GRACE_S="3",
             AUDITSTREAM_FAUST_SESSION_TIMEOUT="6",
         ),
         log_name="worker",
@@ -162,6 +163,20 @@ def test_every_rule_fires_and_compliant_traffic_does_not(make_env: Any) -> None:
     assert expected.values()["owner_coverage"] == round(8 / 9, 4)
     assert expected.values()["policy_aligned_use_cases"] == 7
     assert expected.values()["dpia_coverage"] == 0.4
+
+    # The named queries (`auditstream query governance_*`) read the same views and log.
+    from auditstream.stream.clickhouse import run_query
+
+    assert run_query(ch, "governance_kpis").result_rows[0][0] == 9
+    shadows = run_query(ch, "governance_shadow_agents").result_rows
+    assert [r[0] for r in shadows] == ["shadow-scraper"]
+    gaps = {r[0] for r in run_query(ch, "governance_gaps").result_rows}
+    assert gaps == {"outreach-agent", "scheduler-agent"}
+    hist_rows = run_query(ch, "governance_agent_history", {"agent": "support-bot"}).result_rows
+    assert [(r[1], r[2]) for r in hist_rows] == [("ci-bot", "registered")]
+    ks_rows = run_query(ch, "governance_kill_switch", {"agent": KS_ROGUE}).result_rows
+    assert [r[2] for r in ks_rows] == ["pending_ack", "acknowledged", "not_honoured"]
+    assert {r[4] for r in ks_rows} == {"demo-operator"}
 
     # The CLI prints the same numbers; --json ends with one JSON line of them.
     out = subprocess.run(

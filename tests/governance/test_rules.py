@@ -90,7 +90,7 @@ def test_compliant_traffic_fires_nothing() -> None:
 
 
 def test_shadow_agent_once_per_renotify_period_and_retired() -> None:
-    engine = PolicyEngine(shadow_renotify=timedelta(minutes=10))
+    engine = PolicyEngine(shadow_renotify=timedelta(minutes=10), shadow_grace=timedelta(0))
     out = run(engine, REG, [ev("ghost", Prompt()), ev("ghost", Prompt())])
     assert [v.rule for v in out] == [SHADOW_AGENT]
     assert out[0].labels["reason"] == "unregistered"
@@ -98,6 +98,16 @@ def test_shadow_agent_once_per_renotify_period_and_retired() -> None:
     assert [v.rule for v in later] == [SHADOW_AGENT]
     retired = run(engine, REG, [ev("old", act("o1"))])
     assert [(v.rule, v.labels["reason"]) for v in retired] == [(SHADOW_AGENT, "retired")]
+
+
+def test_shadow_agent_after_grace_unless_registered_meanwhile() -> None:
+    engine = PolicyEngine(shadow_grace=timedelta(seconds=30))
+    assert run(engine, REG, [ev("ghost", Prompt()), ev("late", Prompt())]) == []
+    assert engine.tick(T0 + timedelta(seconds=29)) == []
+    registered = parse_registry("agents:\n  - {id: late, name: Registered a moment later}\n")
+    out = engine.tick(T0 + timedelta(seconds=30), lookup=registered.get)
+    assert [(v.rule, v.agent_id) for v in out] == [(SHADOW_AGENT, "ghost")]
+    assert engine.tick(T0 + timedelta(minutes=5), lookup=registered.get) == []
 
 
 def test_suggest_only_action() -> None:
