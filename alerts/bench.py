@@ -185,11 +185,15 @@ def run(
             _collect(engine.tick(next_tick)[0])
             next_tick += tick_s
         handle(signals[ob.agent_id].observe(ob))
-    return score(workload, fired)
+    results = score(workload, fired)
+    for name in config.enabled:  # kinds that never fired still get a (zero) line
+        results.setdefault(name, KindResult())
+    return results
 
 
 def score(workload: Workload, fired: list[tuple[str, str, float]]) -> dict[str, KindResult]:
     results = {k: KindResult() for k in KINDS}
+    results.update({name: KindResult() for _, name, _ in fired if name not in results})
     for inj in workload.injections:
         results[inj.alertname].injected += 1
     detected: set[int] = set()

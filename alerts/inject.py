@@ -43,6 +43,7 @@ class IncidentScenario:
     rate_per_min: float = 60.0
     error_rate: float = 0.01
     seed: int = 0
+    name_every: int = 2  # every n-th complaint names its agent; 0: none (all linked)
 
     def events(self, t_from: float, t_to: float) -> list[AuditEvent]:
         """Every event with event time in ``[t_from, t_to)``, in time order.
@@ -103,7 +104,7 @@ class IncidentScenario:
     def _complaint(self, inj: Injected, t: float, k: int) -> AuditEvent:
         # About a conversation the agent had a minute earlier (so the link already exists).
         conv = conversation_id(inj.agent_id, t - 60.0)
-        named = k % 2 == 0
+        named = self.name_every > 0 and k % self.name_every == 0
         data = Complaint(
             complaint_id=f"cmp-{inj.agent_id}-{int(t * 1000)}-{k}",
             conversation_id=conv,

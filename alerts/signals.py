@@ -21,8 +21,12 @@ Series (per agent) and how each is scored:
   expected rate makes the current gap improbable (``P(no event in gap) < silent_p``) is silent.
   Only ticks can notice silence: the worker's wall-clock timer advances event time (see
   docs/alerts.md, "ticks"). Cleared by the agent's next event.
-- **LatencySpike** / **TokenSpike** — per-minute mean latency and token sum, scored by
-  ``ewma_zscore`` on log values; fire after ``sustain_buckets`` consecutive extreme minutes.
+- **LatencySpike** / **TokenSpike** — per-minute mean latency and mean tokens per operation,
+  scored by ``ewma_zscore`` on log values; fire after ``sustain_buckets`` consecutive minutes
+  that are extreme *and* above the usual level.
+- **EventOutliers** — each operation's (latency, tokens, size, tool use) scored by the
+  ``multivariate_gaussian`` detector; fires when a minute has ≥ ``min_outliers`` outlying events
+  making up ≥ ``outlier_fraction`` of it.
 
 A firing condition is re-announced at most every ``refresh_s`` (the engine needs to hear from a
 condition to keep it open); its clearing is announced once.
@@ -48,7 +52,16 @@ COMPLAINT_BURST = "ComplaintBurst"
 AGENT_SILENT = "AgentSilent"
 LATENCY_SPIKE = "LatencySpike"
 TOKEN_SPIKE = "TokenSpike"
-ALL_SIGNALS = (ERROR_SPIKE, COMPLAINT_BURST, AGENT_SILENT, LATENCY_SPIKE, TOKEN_SPIKE)
+EVENT_OUTLIERS = "EventOutliers"
+ALL_SIGNALS = (
+    ERROR_SPIKE,
+    COMPLAINT_BURST,
+    AGENT_SILENT,
+    LATENCY_SPIKE,
+    TOKEN_SPIKE,
+    EVENT_OUTLIERS,
+)
+EVENT_FEATURES = ("latency_ms", "tokens", "payload_bytes", "tool")
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,9 @@ class SignalConfig:
     warmup_s: float = 1800.0
     latency_z_score: float = 0.9999  # detector score (normal CDF of z) for an extreme minute
     sustain_buckets: int = 3
+    outlier_score: float = 0.99999  # per-event multivariate score of an outlying event
+    min_outliers: int = 5  # per minute, and at least outlier_fraction of the minute's events
+    outlier_fraction: float = 0.2
     min_bucket_events: int = 5
     refresh_s: float = 30.0
     severities: dict[str, Severity] = field(
@@ -79,6 +95,7 @@ class SignalConfig:
             AGENT_SILENT: "critical",
             LATENCY_SPIKE: "warning",
             TOKEN_SPIKE: "warning",
+            EVENT_OUTLIERS: "warning",
         }
     )
 
@@ -92,6 +109,8 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     is_error: bool = False
     latency_ms: float | None = None
     tokens: int = 0
+    payload_bytes: int = 0
+    tool: bool = False  # the event used a tool
     event_id: str = ""
 
 
@@ -107,6 +126,8 @@ def observation_from_enriched(ev: Any, agent_id: str | None = None) -> Observati
         is_error=bool(ev.is_error),
         latency_ms=ev.latency_ms,
         tokens=int(ev.total_tokens or 0),
+        payload_bytes=int(ev.payload_bytes or 0),
+        tool=bool(getattr(ev.event.data, "tool_name", None)),
         event_id=ev.event.id,
     )
 
@@ -187,6 +208,8 @@ class _Minute(msgspec.Struct, array_like=True):
     latency_sum: float = 0.0
     latency_n: int = 0
     tokens: int = 0
+    scored: int = 0  # events scored by the multivariate detector
+    outliers: int = 0
 
 
 class _State(msgspec.Struct, kw_only=True):
@@ -203,6 +226,7 @@ class _State(msgspec.Struct, kw_only=True):
     firing: dict[str, float] = msgspec.field(default_factory=dict)  # signal → last announced
     streak: dict[str, int] = msgspec.field(default_factory=dict)
     cleared_at: dict[str, float] = msgspec.field(default_factory=dict)  # signal → last clear
+    levels: dict[str, float] = msgspec.field(default_factory=dict)  # EW mean of latency/tokens
 
 
 FRACTION_HALF_LIFE_S = 6 * 3600.0
@@ -246,6 +270,11 @@ class AgentSignals:
             prior_rate=1.0,
             prior_buckets=2.0,
         )
+        # Per event: is this combination of latency, tokens, size and tool use unusual for
+        # this agent? (EW mean/covariance, Mahalanobis distance → chi-square score.)
+        self._dets["events"] = make_detector(
+            "multivariate_gaussian", features=EVENT_FEATURES, alpha=0.005, warmup=200
+        )
         self._dets["latency"] = make_detector("ewma_zscore", alpha=0.02, warmup=30)
         self._dets["tokens"] = make_detector("ewma_zscore", alpha=0.02, warmup=30)
 
@@ -286,6 +315,20 @@ class AgentSignals:
             m.latency_sum += ob.latency_ms
             m.latency_n += 1
         m.tokens += max(ob.tokens, 0)
+        if EVENT_OUTLIERS in cfg.enabled and is_op and not ob.is_error:
+            x = {
+                "latency_ms": ob.latency_ms,
+                "tokens": float(max(ob.tokens, 0)),
+                "payload_bytes": float(max(ob.payload_bytes, 0)),
+                "tool": 1.0 if ob.tool else 0.0,
+            }
+            det = self._dets["events"]
+            score = det.score_one(x, t)
+            m.scored += 1
+            if score >= cfg.outlier_score:
+                m.outliers += 1  # outliers are not learnt: they must not widen the normal
+            else:
+                det.learn_one(x, t)
         if not is_complaint:
             # A complaint is about the agent, not from it: it does not prove the agent alive.
             s.last_event_t = t if s.last_event_t is None else max(s.last_event_t, t)
@@ -361,6 +404,23 @@ class AgentSignals:
         t_end = m.start + MINUTE
         vol = self._dets["volume"]
         vol.learn_one(float(m.ops), m.start)
+        if EVENT_OUTLIERS in cfg.enabled:
+            many = m.outliers >= cfg.min_outliers and m.outliers >= cfg.outlier_fraction * m.scored
+            if many:
+                out += self._announce(
+                    EVENT_OUTLIERS,
+                    t_end,
+                    float(m.outliers),
+                    float(cfg.min_outliers),
+                    None,
+                    f"{m.outliers} of {m.scored} events in a minute had an unusual combination "
+                    "of latency, tokens, size and tool use",
+                )
+            elif EVENT_OUTLIERS in s.firing:
+                out.append(
+                    self._finding(EVENT_OUTLIERS, t_end, False, m.outliers, None, None, "normal")
+                )
+        # Mean latency and mean tokens per operation (a cost per call, not the traffic volume).
         for key, signal, x, ok in (
             (
                 "latency",
@@ -368,24 +428,31 @@ class AgentSignals:
                 math.log1p(m.latency_sum / m.latency_n) if m.latency_n else 0.0,
                 m.latency_n >= cfg.min_bucket_events,
             ),
-            ("tokens", TOKEN_SPIKE, math.log1p(m.tokens), m.ops >= cfg.min_bucket_events),
+            (
+                "tokens",
+                TOKEN_SPIKE,
+                math.log1p(m.tokens / m.ops) if m.ops else 0.0,
+                m.ops >= cfg.min_bucket_events,
+            ),
         ):
             if signal not in cfg.enabled or not ok:
                 continue
             det = self._dets[key]
             score = det.score_one(x, m.start)
-            extreme = score >= cfg.latency_z_score
+            # The z-score detector is two-sided; only "higher than usual" is a spike.
+            level = s.levels.get(key)
+            extreme = score >= cfg.latency_z_score and level is not None and x > level
             if extreme:
                 s.streak[signal] = s.streak.get(signal, 0) + 1
             else:
                 s.streak[signal] = 0
                 det.learn_one(x, m.start)
-            value = (m.latency_sum / m.latency_n) if key == "latency" else float(m.tokens)
+                s.levels[key] = x if level is None else level + 0.02 * (x - level)
+            value = math.expm1(x)
             if s.streak[signal] >= cfg.sustain_buckets:
-                f = self._announce(
-                    signal, t_end, value, None, score, f"{key} per minute {value:.0f}"
+                out += self._announce(
+                    signal, t_end, value, None, score, f"mean {key} per operation {value:.0f}"
                 )
-                out += f
             elif signal in s.firing and not extreme:
                 out.append(
                     self._finding(signal, t_end, False, value, None, score, "back to normal")

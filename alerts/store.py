@@ -105,6 +105,51 @@ def insert_deliveries(client: Any, records: Iterable[DeliveryRecord]) -> int:
     return len(rows)
 
 
+def load_active(client: Any) -> list[Alert]:
+    """Alerts whose latest version is firing: the delivery agent re-sends these after a restart
+    (Alertmanager would otherwise let them expire while the condition still holds)."""
+    cols = ", ".join(
+        f"argMax({c}, version)"
+        for c in ALERT_COLUMNS
+        if c not in ("fingerprint", "incident_id", "version")
+    )
+    result = client.query(
+        f"SELECT fingerprint, incident_id, max(version), {cols} FROM alerts "
+        "GROUP BY fingerprint, incident_id"
+    )
+    out = []
+    for row in result.result_rows:
+        rec = dict(zip(ALERT_COLUMNS, row, strict=True))
+        if rec["status"] != "firing":
+            continue
+        out.append(
+            Alert(
+                fingerprint=rec["fingerprint"],
+                alertname=rec["alertname"],
+                agent_id=rec["agent_id"] or None,
+                severity=rec["severity"],
+                labels=dict(rec["labels"]),
+                annotations=dict(rec["annotations"]),
+                status="firing",
+                starts_at=_aware(rec["starts_at"]),
+                ends_at=None,
+                updated_at=_aware(rec["updated_at"]),
+                incident_id=rec["incident_id"],
+                group_key=rec["group_key"],
+                value=float(rec["value"]),
+                threshold=rec["threshold"],
+                kind=rec["kind"],
+                flapping=bool(rec["flapping"]),
+                version=int(rec["version"]),
+            )
+        )
+    return out
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
 def human_action(
     incident: dict[str, Any], action: str, by: str, note: str = "", at: datetime | None = None
 ) -> IncidentEvent:

@@ -342,7 +342,12 @@ def install(app: Any, ctx: Any) -> None:
 
 def _install_delivery(app: Any, ctx: Any) -> None:
     from auditstream.alerts.delivery import Deliverer, load_config
-    from auditstream.alerts.store import insert_alerts, insert_deliveries, insert_incidents
+    from auditstream.alerts.store import (
+        insert_alerts,
+        insert_deliveries,
+        insert_incidents,
+        load_active,
+    )
 
     config = load_config()
     state: dict[str, Any] = {}
@@ -355,9 +360,17 @@ def _install_delivery(app: Any, ctx: Any) -> None:
             state["client"] = get_client(ctx.settings)
         return state["client"]
 
-    def deliverer() -> Deliverer:
+    async def deliverer() -> Deliverer:
         if "deliverer" not in state:
-            state["deliverer"] = Deliverer(config)
+            d = Deliverer(config)
+            if config.receivers:
+                # Firing alerts from before a restart must keep being re-sent to Alertmanager.
+                try:
+                    for alert in await asyncio.to_thread(load_active, client()):
+                        d.remember(alert)
+                except Exception as exc:  # a missing table or server: start empty, say so
+                    log.warning("could not reload active alerts: %s", exc)
+            state["deliverer"] = d
         return state["deliverer"]
 
     async def store(fn: Any, rows: list[Any]) -> None:
@@ -382,7 +395,7 @@ def _install_delivery(app: Any, ctx: Any) -> None:
                 continue
             await store(insert_alerts, [alert])
             await store(insert_incidents, [incident_for_alert(alert)])
-            records = await deliverer().deliver(alert)
+            records = await (await deliverer()).deliver(alert)
             _count(records)
             await store(insert_deliveries, records)
 
@@ -396,7 +409,7 @@ def _install_delivery(app: Any, ctx: Any) -> None:
 
         @app.timer(interval=resend)
         async def resend_active() -> None:
-            records = await deliverer().resend_active()
+            records = await (await deliverer()).resend_active()
             _count(records)
             if records:
                 await store(insert_deliveries, records)

@@ -84,8 +84,9 @@ def render_config(
     )
 
 
-# The bootstrap admin: passwordless, loopback only (the server never listens elsewhere), allowed
-# to manage SQL users and roles so migrations can create the read-only analyst role.
+# The bootstrap admin: passwordless, loopback only (the server never listens elsewhere). It has
+# access_management so that CREATE ROLE/USER get as far as the storage check; on chdb-core 26.9
+# they then fail (no writable access storage, see render_config) and migrations skip them.
 USERS_XML = """<clickhouse>
     <profiles><default/></profiles>
     <quotas><default/></quotas>

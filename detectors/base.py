@@ -44,6 +44,7 @@ __all__ = [
     "Detector",
     "DetectorInputError",
     "StateError",
+    "check_time",
     "check_value",
     "load_detector",
     "make_detector",
@@ -80,6 +81,23 @@ def check_value(x: object) -> float:
         raise DetectorInputError(f"value must be a number, got {type(x).__name__}") from None
     if not math.isfinite(v):
         raise DetectorInputError(f"value must be finite, got {v}")
+    return v
+
+
+def check_time(t: object) -> float | None:
+    """Return event time ``t`` (seconds) as a finite float, ``None`` stays ``None``.
+
+    >>> check_time(None) is None, check_time(1700000000)
+    (True, 1700000000.0)
+    """
+    if t is None:
+        return None
+    try:
+        v = float(t)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DetectorInputError(f"event time must be a number, got {type(t).__name__}") from None
+    if not math.isfinite(v):
+        raise DetectorInputError(f"event time must be finite, got {v}")
     return v
 
 
@@ -196,17 +214,17 @@ class Detector(ABC):
     # -- the protocol -------------------------------------------------------------------------
     def score_one(self, x: float, t: float | None = None) -> float:
         """Score ``x`` (observed at event time ``t``) without learning it; in ``[0, 1]``."""
-        return self._score(check_value(x), t)
+        return self._score(check_value(x), check_time(t))
 
     def learn_one(self, x: float, t: float | None = None) -> None:
         """Update the state with ``x`` observed at event time ``t``."""
-        self._learn(check_value(x), t)
+        self._learn(check_value(x), check_time(t))
 
     def score_learn_one(self, x: float, t: float | None = None) -> float:
         """Score ``x`` with the state as it was, then learn it (the usual streaming step)."""
-        v = check_value(x)
-        s = self._score(v, t)
-        self._learn(v, t)
+        v, when = check_value(x), check_time(t)
+        s = self._score(v, when)
+        self._learn(v, when)
         return s
 
     def score_many(
@@ -227,9 +245,12 @@ class Detector(ABC):
             times = [None] * len(values)
         else:
             try:
-                times = np.asarray(ts, dtype=np.float64).tolist()
+                stamps = np.asarray(ts, dtype=np.float64)
             except (TypeError, ValueError) as exc:
                 raise DetectorInputError(f"times must be numbers: {exc}") from None
+            if stamps.ndim != 1 or not np.isfinite(stamps).all():
+                raise DetectorInputError("event times must be finite numbers")
+            times = stamps.tolist()
             if len(times) != len(values):  # type: ignore[arg-type]
                 raise DetectorInputError("values and times differ in length")
         return self._score_many(values.tolist(), times)

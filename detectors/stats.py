@@ -139,10 +139,13 @@ class RobustZScore(Detector):
     max_state_bytes = 9 * 4096 + 4096
     _state_fields = ("_buf", "_med", "_mad", "_since")
 
-    def __init__(self, window: int = 512, step: int = 16, min_mad: float = 1e-9) -> None:
+    def __init__(
+        self, window: int = 512, step: int = 16, min_mad: float = 1e-9, scale_floor: float = 1.0
+    ) -> None:
         if window < 4 or step < 1 or window > 4096:
             raise ValueError("need 4 <= window <= 4096 and step >= 1")
-        self._keep_params(window=window, step=step, min_mad=min_mad)
+        self._keep_params(window=window, step=step, min_mad=min_mad, scale_floor=scale_floor)
+        self.scale_floor = scale_floor
         self.window, self.step, self.min_mad = window, step, min_mad
         self._buf: deque[float] = deque(maxlen=window)
         self._med = 0.0
@@ -164,4 +167,7 @@ class RobustZScore(Detector):
             # 1.4826·MAD estimates σ for Gaussian data; when over half the window sits on the
             # median (idle counters) MAD is 0, so fall back to 1.2533·mean absolute deviation.
             mad = statistics.median(dev)
-            self._mad = 1.4826 * mad if mad > 0 else 1.2533 * math.fsum(dev) / len(dev)
+            # Floor: a fraction of the mean absolute deviation, so a window where most values
+            # repeat exactly (MAD ≈ 0) does not turn every small move into a 40-sigma event.
+            mean_dev = 1.2533 * math.fsum(dev) / len(dev)
+            self._mad = max(1.4826 * mad, self.scale_floor * mean_dev)

@@ -91,14 +91,6 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             text = file.read_text(encoding="utf-8")
         except OSError as exc:
             raise _fail(f"{file}: {exc.strerror}") from None
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise _fail(f"{file}: not valid YAML: {exc}") from None
-        if isinstance(data, dict) and "agents" not in data:
-            text = yaml.safe_dump({"agents": [data]}, sort_keys=False)  # a single entry
         try:
             new = parse_registry(text, str(file))
         except RegistryError as exc:

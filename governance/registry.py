@@ -21,7 +21,7 @@ Loading is strict: unknown keys are errors (a typo such as ``autonmy`` must not 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -255,12 +255,26 @@ def parse_registry(text: str, source: str = "<string>") -> Registry:
         raise RegistryError(where, "$", f"not valid YAML: {problem}") from None
     if data is None:
         data = {}
+    # Shorthands: a bare list of agents, or one agent (what `agents register FILE` takes).
+    # Error paths always read as in a full file ($.agents[i]...); lines point into *this* text.
+    shape = "file"
     if isinstance(data, list):
-        # A bare list of agents is accepted as shorthand for {version: 1, agents: [...]}.
-        data = {"version": REGISTRY_VERSION, "agents": data}
-        root = None
+        data, shape = {"version": REGISTRY_VERSION, "agents": data}, "list"
+    elif isinstance(data, Mapping) and "id" in data and "agents" not in data:
+        data, shape = {"version": REGISTRY_VERSION, "agents": [data]}, "entry"
     if not isinstance(data, Mapping):
         raise RegistryError(f"{source}:1", "$", "expected a mapping with `version` and `agents`")
+
+    def locate(path: str) -> str:
+        line = None
+        if root is not None:
+            if shape == "list":
+                path = re.sub(r"^\$\.agents", "$", path)
+            elif shape == "entry":
+                path = re.sub(r"^\$\.agents\[0\]", "$", path)
+            line = _line_of(root, path)
+        return f"{source}:{line}" if line else source
+
     try:
         parsed = msgspec.convert(data, RegistryFile, strict=True)
     except msgspec.ValidationError as exc:
@@ -268,29 +282,21 @@ def parse_registry(text: str, source: str = "<string>") -> Registry:
         match = _MSGSPEC_PATH.search(message)
         path = match.group(1) if match else "$"
         reason = message[: match.start()] if match else message
-        if root is None:
-            line = None
-        else:
-            line = _line_of(root, path)
-            if "unknown field" in reason:
-                unknown = re.search(r"unknown field `([^`]+)`", reason)
-                if unknown:
-                    line = _line_of(root, f"{path}.{unknown.group(1)}") or line
-        where = f"{source}:{line}" if line else source
+        where = locate(path)
+        unknown = re.search(r"unknown field `([^`]+)`", reason)
+        if unknown:
+            where = locate(f"{path}.{unknown.group(1)}")
         raise RegistryError(where, path, reason, _agent_id_at(data, path)) from None
-    return _check_semantics(parsed, data, root, source)
+    return _check_semantics(parsed, locate, source)
 
 
-def _check_semantics(
-    parsed: RegistryFile, data: Mapping[str, Any], root: Any, source: str
-) -> Registry:
+def _check_semantics(parsed: RegistryFile, locate: Callable[[str], str], source: str) -> Registry:
     """Rules a schema cannot say: unique ids, retirement record, approval needs an approver."""
     agents: dict[str, AgentEntry] = {}
 
     def fail(i: int, sub: str, reason: str, agent_id: str) -> RegistryError:
         path = f"$.agents[{i}]{sub}"
-        line = _line_of(root, path) if root is not None else None
-        return RegistryError(f"{source}:{line}" if line else source, path, reason, agent_id)
+        return RegistryError(locate(path), path, reason, agent_id)
 
     for i, entry in enumerate(parsed.agents):
         if entry.id in agents:

@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from auditstream.governance.registry import AgentEntry
+from auditstream.governance.rubric import TierPolicy
 from auditstream.producers.contract import Action, Approval, AuditEvent, SuspensionAck
 
 # The alert engine's severities (auditstream.alerts.model.Severity).
@@ -148,6 +149,14 @@ class PolicyEngine:
     max_tracked: int = 100_000
     agents: dict[str, _AgentState] = field(default_factory=dict)
     log: list[KillSwitchRecord] = field(default_factory=list)
+    _policies: dict[str, tuple[AgentEntry, TierPolicy]] = field(default_factory=dict, repr=False)
+
+    def _policy(self, entry: AgentEntry) -> TierPolicy:
+        """The entry's policy, derived once per registry record (the hot path asks per action)."""
+        cached = self._policies.get(entry.id)
+        if cached is None or cached[0] is not entry:
+            cached = self._policies[entry.id] = (entry, entry.policy)
+        return cached[1]
 
     def _state(self, agent_id: str) -> _AgentState:
         state = self.agents.get(agent_id)
@@ -276,7 +285,7 @@ class PolicyEngine:
                 )
             )
         else:
-            policy = entry.policy
+            policy = self._policy(entry)
             needs_review = (
                 entry.autonomy == "human_review" or action.decision_type in policy.review_required
             )
@@ -307,7 +316,7 @@ class PolicyEngine:
                 action.decision_type,
                 event.time,
                 received_at + self.approval_window,
-                entry.risk_tier,
+                self._policy(entry).tier,
             )
             return None
         return self._missing(agent_id, action, entry, event.time, "too many unreviewed actions")
@@ -321,7 +330,7 @@ class PolicyEngine:
         why: str,
     ) -> Violation:
         if entry is not None:
-            tier = entry.risk_tier
+            tier = self._policy(entry).tier
         else:
             tier = action.tier if isinstance(action, _Pending) and action.tier else "unknown"
         return Violation(
@@ -370,7 +379,7 @@ class PolicyEngine:
     def _rate(
         self, agent_id: str, event_time: datetime, entry: AgentEntry, state: _AgentState
     ) -> list[Violation]:
-        limit = entry.policy.actions_per_minute
+        limit = self._policy(entry).actions_per_minute
         times = state.action_times
         times.append(event_time)
         # Events of one agent arrive in order (one partition), so the left end is the oldest.

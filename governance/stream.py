@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -118,6 +119,7 @@ def install(app: Any, ctx: Any) -> None:
     inventory = RegistryInventory()
     controls: collections.deque[ControlMessage] = collections.deque()
     latest: dict[str, ControlMessage] = {}
+    command_meta: dict[str, tuple[str, str]] = {}
 
     def on_control(key: bytes | None, value: bytes | None) -> None:
         if value is None:
@@ -128,7 +130,14 @@ def install(app: Any, ctx: Any) -> None:
             log.warning("ignoring control record: %s", exc)
             return
         latest[msg.agent_id] = msg
+        remember(msg)
         controls.append(msg)
+
+    def remember(msg: ControlMessage) -> None:
+        # Actor and reason per command, for the verification log (bounded: oldest dropped).
+        command_meta[msg.command_id] = (msg.by, msg.reason)
+        while len(command_meta) > 10_000:
+            command_meta.pop(next(iter(command_meta)))
 
     registry_follower = CompactedFollower(
         settings, settings.topics.registry, inventory.apply, name="auditstream-registry"
@@ -171,16 +180,23 @@ def install(app: Any, ctx: Any) -> None:
         ]
         ch().insert("kill_switch_log", rows, column_names=list(KILL_SWITCH_COLUMNS))
 
-    def owns(agent_id: str) -> bool:
+    def ownership() -> Callable[[str], bool]:
+        """Which agents this worker verifies now: those whose events partition it holds."""
         try:
-            assigned = {tp.partition for tp in app.consumer.assignment()
-                        if tp.topic == settings.topics.events}  # fmt: skip
-        except Exception:
-            return False
-        p = agent_partition.get(agent_id)
-        if p is not None:
-            return p in assigned
-        return len(assigned) >= settings.partitions  # single worker: it owns every agent
+            assigned = {
+                tp.partition
+                for tp in app.consumer.assignment()
+                if tp.topic == settings.topics.events
+            }
+        except Exception:  # not started / rebalancing: verify nothing this tick
+            assigned = set()
+        every = len(assigned) >= settings.partitions  # a single worker owns every agent
+
+        def owns(agent_id: str) -> bool:
+            p = agent_partition.get(agent_id)
+            return every if p is None else p in assigned
+
+        return owns
 
     async def publish(violations: list[Violation]) -> None:
         from auditstream.alerts.stream import publish_finding
@@ -200,6 +216,7 @@ def install(app: Any, ctx: Any) -> None:
         cmd = new_command(v.agent_id, "suspended", by=POLICY_ACTOR, reason=reason)
         # Mark it locally at once so a burst of critical findings publishes one command.
         latest[v.agent_id] = cmd
+        remember(cmd)
         loop = asyncio.get_running_loop()
         if "producer" not in state:
             from confluent_kafka import Producer
@@ -217,7 +234,7 @@ def install(app: Any, ctx: Any) -> None:
         records = engine.drain_log()
         if not records:
             return
-        by = {m.command_id: (m.by, m.reason) for m in latest.values()}
+        by = dict(command_meta)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, write_log, records, by)
@@ -269,7 +286,7 @@ def install(app: Any, ctx: Any) -> None:
     @app.timer(1.0)
     async def governance_tick() -> None:
         await drain_controls()
-        violations = engine.tick(datetime.now(UTC), owns=owns, lookup=inventory.entry)
+        violations = engine.tick(datetime.now(UTC), owns=ownership(), lookup=inventory.entry)
         if violations:
             await publish(violations)
         await flush_log()

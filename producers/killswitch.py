@@ -208,6 +208,8 @@ class CompactedFollower:
                 time.sleep(0.5)
                 continue
             if msg is None:
+                if pending:
+                    self._check_positions(consumer, pending)
                 continue
             if msg.error() is not None:
                 self.error = str(msg.error())
@@ -223,6 +225,21 @@ class CompactedFollower:
                 del pending[p]
                 if not pending:
                     self._caught_up.set()
+
+    def _check_positions(self, consumer: Any, pending: dict[int, int]) -> None:
+        """Caught up also when the position passed the end offset without a record there
+        (e.g. transaction markers or compaction at the tail)."""
+        from confluent_kafka import TopicPartition
+
+        try:
+            positions = consumer.position([TopicPartition(self.topic, p) for p in pending])
+        except Exception:  # not assigned yet
+            return
+        for tp in positions:
+            if tp.offset >= 0 and tp.offset >= pending.get(tp.partition, 1 << 62):
+                del pending[tp.partition]
+        if not pending:
+            self._caught_up.set()
 
     def close(self) -> None:
         self._stop.set()

@@ -17,6 +17,7 @@ Pure logic: the loader is injected, so this is unit-tested without a server.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -29,6 +30,8 @@ T = TypeVar("T")
 class ReplayGuard:
     def __init__(self, loader: StoredOffsetsLoader) -> None:
         self._loader = loader
+        # filter() runs in an executor thread, reset() on the event loop (rebalance signal).
+        self._lock = threading.Lock()
         self._expected: dict[tuple[str, int], int] = {}
         self._stored: dict[tuple[str, int], tuple[set[int], int]] = {}
         self.loads = 0  # how many times ClickHouse was asked (observability and tests)
@@ -36,11 +39,16 @@ class ReplayGuard:
 
     def reset(self) -> None:
         """Forget all positions (call on partition assignment: another worker may have written)."""
-        self._expected.clear()
-        self._stored.clear()
+        with self._lock:
+            self._expected.clear()
+            self._stored.clear()
 
     def filter(self, records: Sequence[T], coords: Callable[[T], tuple[str, int, int]]) -> list[T]:
         """Return the records not yet stored, in order; updates the expected positions."""
+        with self._lock:
+            return self._filter(records, coords)
+
+    def _filter(self, records: Sequence[T], coords: Callable[[T], tuple[str, int, int]]) -> list[T]:
         out: list[T] = []
         for rec in records:
             topic, partition, offset = coords(rec)

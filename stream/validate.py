@@ -82,7 +82,8 @@ def decode(
     try:
         event = decode_event(raw, max_bytes=max_bytes)
     except ContractError as exc:
-        return _dead(raw, coords, exc.field, exc.reason, CONTRACT)
+        cls = ENCODING if "utf-8" in exc.reason.lower() else CONTRACT
+        return _dead(raw, coords, exc.field, exc.reason, cls)
     except UnicodeDecodeError as exc:
         # msgspec raises this (not DecodeError) for invalid UTF-8 inside a nested raw value.
         reason = f"not valid UTF-8: {exc.reason} at byte {exc.start}"

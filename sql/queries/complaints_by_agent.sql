@@ -1,8 +1,9 @@
 -- Customer complaints over the last {days} days per agent, category and severity. A complaint
 -- filed without an agent is attributed through its action or conversation when known.
-SELECT if(c.agent_id != '', c.agent_id,
-          if(act.agent_id != '', act.agent_id, if(conv.agent_id != '', conv.agent_id, '(unknown)')))
-           AS agent,
+SELECT multiIf(c.agent_id != '', c.agent_id,
+               act.action_agent != '', act.action_agent,
+               conv.conversation_agent != '', conv.conversation_agent,
+               '(unknown)') AS agent,
        c.complaint_category AS category,
        c.severity AS severity,
        count() AS complaints,
@@ -15,14 +16,14 @@ FROM
 ) AS c
 LEFT JOIN
 (
-    SELECT action_id, any(agent_id) AS agent_id
+    SELECT action_id, any(agent_id) AS action_agent
     FROM events
     WHERE event_type = 'action' AND action_id != ''
     GROUP BY action_id
 ) AS act ON act.action_id = c.action_id AND c.action_id != ''
 LEFT JOIN
 (
-    SELECT conversation_id, any(agent_id) AS agent_id
+    SELECT conversation_id, any(agent_id) AS conversation_agent
     FROM events
     WHERE conversation_id != '' AND agent_id != ''
     GROUP BY conversation_id

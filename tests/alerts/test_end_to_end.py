@@ -57,6 +57,7 @@ def test_spike_and_complaints_alert_once_and_resolve(make_env, alertmanager, tmp
             Injected("ComplaintBurst", "e2e-complained", inject, inject + 40, 8),
         ),
         seed=4,
+        name_every=0,  # no complaint names its agent: only conversation linking attributes them
     )
     expected = {("ErrorSpike", "e2e-spiky"), ("ComplaintBurst", "e2e-complained")}
     worker = env.spawn(

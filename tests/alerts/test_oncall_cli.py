@@ -10,7 +10,12 @@ from auditstream.alerts.delivery import DeliveryRecord
 from auditstream.alerts.engine import Engine
 from auditstream.alerts.model import Finding
 from auditstream.alerts.signals import ERROR_SPIKE, events_query
-from auditstream.alerts.store import insert_alerts, insert_deliveries, insert_incidents
+from auditstream.alerts.store import (
+    insert_alerts,
+    insert_deliveries,
+    insert_incidents,
+    load_active,
+)
 from typer.testing import CliRunner
 
 from auditstream.cli import app
@@ -49,6 +54,10 @@ def test_incident_lifecycle_from_the_cli(make_env, monkeypatch) -> None:  # type
     insert_alerts(ch, alerts)
     insert_incidents(ch, incidents)
     incident_id = alerts[0].incident_id
+    # What the delivery agent reloads after a restart (to keep re-sending to Alertmanager).
+    assert [(a.incident_id, a.status, a.labels) for a in load_active(ch)] == [
+        (incident_id, "firing", alerts[0].labels)
+    ]
     runner = CliRunner()
 
     out = runner.invoke(app, ["alerts", "list", "--json"])

@@ -201,3 +201,28 @@ def test_binomial_tail_and_query_escaping() -> None:
     assert abs(binomial_tail(1, 1, 0.25) - 0.25) < 1e-12
     q = events_query("o'brien\\", T0, T0 + 60, ERROR_SPIKE)
     assert "agent_id = 'o\\'brien\\\\'" in q and "is_error = 1" in q
+
+
+def test_multivariate_event_outliers() -> None:
+    from auditstream.alerts.signals import EVENT_OUTLIERS
+
+    sig = AgentSignals("a")
+    rng = random.Random(3)
+
+    def ev(t: float, tokens: int, latency: float, size: int) -> Observation:
+        return Observation(
+            t=t, agent_id="a", kind="output", latency_ms=latency, tokens=tokens, payload_bytes=size
+        )
+
+    normal = []
+    for i in range(3600):
+        n = rng.randint(200, 2000)
+        normal.append(ev(T0 + i, n, n * 2.0 * rng.uniform(0.8, 1.2), 400 + n // 2))
+    assert firing(run(sig, normal), EVENT_OUTLIERS) == []
+    # Each number is ordinary on its own; the combination (many tokens, instant answer) is not.
+    odd = [ev(T0 + 3600 + i, 1900, 250.0, 1350) for i in range(60)]
+    tail = [ev(T0 + 3660 + i, 1000, 2000.0, 900) for i in range(120)]
+    found = run(sig, odd + tail)
+    assert firing(found, EVENT_OUTLIERS)
+    assert [f for f in found if f.alertname == EVENT_OUTLIERS and not f.firing]
+    assert AgentSignals.from_bytes(sig.to_bytes()).to_bytes() == sig.to_bytes()

@@ -8,8 +8,15 @@ from auditstream.detectors import make_detector
 from auditstream.detectors.nab import run_detector, score_corpus
 
 
-def test_default_detector_scores_at_least_55_standard_on_all_of_nab(nab_corpus) -> None:
-    run = run_detector("default", nab_corpus)
+@pytest.fixture(scope="module")
+def default_run(nab_corpus):
+    return run_detector("default", nab_corpus)
+
+
+def test_default_detector_scores_at_least_55_standard_on_all_of_nab(
+    nab_corpus, default_run
+) -> None:
+    run = default_run
     got = score_corpus(nab_corpus, run.scores)
     assert got["standard"] >= 55.0, got
     assert got["reward_low_FP_rate"] > 29.06  # above NAB's windowed Gaussian baseline
@@ -17,8 +24,8 @@ def test_default_detector_scores_at_least_55_standard_on_all_of_nab(nab_corpus) 
     assert run.max_state_bytes <= 64 * 1024
 
 
-def test_default_beats_the_simple_baselines(nab_corpus) -> None:
-    default = score_corpus(nab_corpus, run_detector("default", nab_corpus).scores)
+def test_default_beats_the_simple_baselines(nab_corpus, default_run) -> None:
+    default = score_corpus(nab_corpus, default_run.scores)
     gauss = score_corpus(nab_corpus, run_detector("windowed_gaussian", nab_corpus).scores)
     assert default["standard"] > gauss["standard"] + 15
 

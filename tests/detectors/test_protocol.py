@@ -18,7 +18,13 @@ from auditstream.detectors import (
 # Small but non-trivial settings so every code path (warm-up over, refits, buffer compaction)
 # runs within a short stream.
 FAST: dict[str, dict[str, object]] = {
-    "context_likelihood": {"memory": 60, "warmup": 40, "refractory": 10},
+    "context_likelihood": {
+        "memory": 60,
+        "warmup": 40,
+        "refractory": 10,
+        "season_seconds": 3600.0,  # an hourly "season" so the seasonal channel runs too
+        "season_slots": 12,
+    },
     "windowed_gaussian": {"window": 100, "step": 10},
     "ewma_zscore": {"warmup": 10},
     "robust_zscore": {"window": 64, "step": 8},
@@ -172,3 +178,43 @@ def test_default_detector_flags_a_new_extreme_and_a_broken_pattern() -> None:
     assert scores[400:].max() < 0.5  # a learnt cycle stays quiet
     flat = det.score_many([0.9] * 30)  # the cycle stops at its top: inside the range
     assert flat.max() >= 0.99
+
+
+def test_default_detector_uses_event_time_seasonality() -> None:
+    # Five-minute data with a daily peak; on day 6 the peak does not come (values stay in the
+    # usual range, so only the time-of-day channel can tell).
+    day = 288
+    i = np.arange(7 * day)
+    values = np.where((i % day >= 100) & (i % day < 140), 10.0, 1.0)
+    values = values + 0.05 * np.sin(i / 7.0)
+    missing = (i >= 6 * day + 100) & (i < 6 * day + 140)
+    values[missing] = 1.0 + 0.05 * np.sin(i[missing] / 7.0)
+    times = 1.7e9 - (1.7e9 % 86400) + 300.0 * i
+    with_season = make_detector("default").score_many(values, times)
+    without = make_detector("default", season_seconds=0.0).score_many(values, times)
+    assert with_season[missing].max() >= 0.99
+    assert without[missing].max() < 0.99
+    assert with_season[day * 3 : day * 6].max() < 0.99  # ordinary days stay quiet
+
+
+@pytest.mark.parametrize("name", UNIVARIATE)
+@pytest.mark.parametrize("bad_time", [float("nan"), float("inf"), "noon"])
+def test_bad_event_time_raises_a_clear_error(name: str, bad_time: object) -> None:
+    det = _make(name)
+    det.score_many(*_series(100))
+    before = det.to_bytes()
+    with pytest.raises(DetectorInputError):
+        det.score_learn_one(1.0, bad_time)  # type: ignore[arg-type]
+    with pytest.raises(DetectorInputError):
+        det.score_many([1.0, 2.0], [0.0, bad_time])  # type: ignore[list-item]
+    assert det.to_bytes() == before
+
+
+def test_default_detector_state_stays_under_64_kib_at_its_largest_settings() -> None:
+    det = make_detector("default", memory=4990, context=10, season_slots=288, warmup=10)
+    n = 12_000
+    rng = np.random.default_rng(2)
+    det.score_many(rng.normal(size=n) * 1e6, 1.7e9 + 300.0 * np.arange(n))
+    assert det.state_bytes <= 64 * 1024
+    with pytest.raises(ValueError):
+        make_detector("default", memory=6000)

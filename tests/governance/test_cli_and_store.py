@@ -34,8 +34,20 @@ def test_register_list_show_retire(tmp_path: Path) -> None:
     result = runner.invoke(app, ["agents", "show", "triage-bot", "--registry", str(reg)])
     assert "# risk tier: low (rubric)" in result.output
     assert "# missing controls: none" in result.output
-    result = runner.invoke(app, ["agents", "retire", "triage-bot", "--by", "cto",
-                                 "--reason", "replaced", "--registry", str(reg)])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "agents",
+            "retire",
+            "triage-bot",
+            "--by",
+            "cto",
+            "--reason",
+            "replaced",
+            "--registry",
+            str(reg),
+        ],
+    )
     assert result.exit_code == 0, result.output
     retired = load_registry(reg).agents["triage-bot"]
     assert retired.status == "retired" and retired.retired and retired.retired.by == "cto"
@@ -47,7 +59,7 @@ def test_bad_input_gets_a_precise_error_and_exit_code(tmp_path: Path) -> None:
     entry.write_text(ENTRY.replace("autonomous", "yolo"))
     result = runner.invoke(app, ["agents", "register", str(entry), "--registry", str(reg)])
     assert result.exit_code == 2
-    assert "entry.yaml" in result.output and "$.agents[0].autonomy" in result.output
+    assert "entry.yaml:3: $.agents[0].autonomy" in result.output  # line in the user's file
     assert "'triage-bot'" in result.output
     assert not reg.exists()
     result = runner.invoke(app, ["agents", "show", "nobody", "--registry", str(entry)])

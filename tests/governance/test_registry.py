@@ -94,6 +94,18 @@ def test_yaml_syntax_error_and_wrong_shape() -> None:
     assert "mapping" in err.reason
 
 
+def test_nested_path_lines_and_shorthands() -> None:
+    err = _error(
+        GOOD.replace("owners: {accountable: jane@example.com,", "owners: {accountable: 5,")
+    )
+    assert err.path == "$.agents[0].owners.accountable" and err.location == "r.yaml:8"
+    err = _error("- id: a\n  name: A\n- id: b\n  name: B\n  autonomy: full\n")
+    assert err.path == "$.agents[1].autonomy" and err.location == "r.yaml:5"
+    assert err.agent_id == "b"
+    err = _error("id: solo\nname: Solo\nimpact: {privacy: huge}\n")
+    assert err.path == "$.agents[0].impact.privacy" and err.location == "r.yaml:3"
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="cannot read"):
         load_registry(tmp_path / "nope.yaml")

@@ -154,9 +154,10 @@ def test_valid_and_malformed_end_to_end(make_env: Any, broker: str) -> None:
     assert worker.wait(timeout=60) == 0
 
 
-def test_kill_9_mid_stream_then_restart_is_exact(make_env: Any) -> None:
+@pytest.mark.parametrize("broker", ["noida", "tansu"])
+def test_kill_9_mid_stream_then_restart_is_exact(make_env: Any, broker: str) -> None:
     """(b) kill -9 while the worker is inserting, restart: exact counts, no duplicates."""
-    env = make_env("noida", sink_batch_size=500, sink_batch_seconds=0.2)
+    env = make_env(broker, sink_batch_size=500, sink_batch_seconds=0.2)
     records = generate_records(10_000, seed=12, malformed=100, start=datetime.now(UTC))
     produce(env.settings, records)
     client = env.ch()
