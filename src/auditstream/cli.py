@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
 import typer
 
@@ -43,9 +44,17 @@ AREAS = (
 )
 
 
+def _installed(name: str) -> bool:
+    if name in sys.modules:
+        # Already imported. (faust replaces its module object by a lazy one without
+        # __spec__, and find_spec then raises ValueError.)
+        return True
+    return importlib.util.find_spec(name) is not None
+
+
 def _register_areas() -> None:
     for module_name, needs in AREAS:
-        if importlib.util.find_spec(needs) is None:
+        if not _installed(needs):
             continue
         try:
             module = importlib.import_module(module_name)

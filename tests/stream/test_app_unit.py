@@ -114,3 +114,17 @@ def test_pii_hash_key_comes_from_settings() -> None:
     )
     assert app.stream_context.hash_key == b"s3cret"  # type: ignore[attr-defined]
     assert "s3cret" not in repr(Settings(pii_hash_key="s3cret"))
+
+
+def test_cli_registers_worker_and_bench_pipeline() -> None:
+    from auditstream.stream.cli import _plugins_from
+    from typer.testing import CliRunner
+
+    from auditstream.cli import app
+
+    runner = CliRunner()
+    assert "--plugins" in runner.invoke(app, ["worker", "--help"]).output
+    assert "--events" in runner.invoke(app, ["bench", "pipeline", "--help"]).output
+    assert _plugins_from(None) is None
+    assert _plugins_from("none") == ()
+    assert _plugins_from(" a.b , c ") == ("a.b", "c")

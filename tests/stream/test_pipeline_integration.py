@@ -71,6 +71,37 @@ def start_worker(env: Any, log_name: str, **extra_env: str) -> Any:
     )
 
 
+def consume_all(settings: Any, topic: str, n: int) -> list[tuple[bytes, dict[str, bytes]]]:
+    """Read ``n`` records of ``topic`` from the start (fresh group), then a little more."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        settings.kafka_config(
+            **{
+                "group.id": f"check-{time.monotonic_ns()}",
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 6000,
+                "log_level": 0,
+            }
+        )
+    )
+    consumer.subscribe([topic])
+    out: list[tuple[bytes, dict[str, bytes]]] = []
+    deadline = time.monotonic() + 60
+    idle_after_n = 0
+    try:
+        while time.monotonic() < deadline and idle_after_n < 3:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                idle_after_n += len(out) >= n
+                continue
+            if msg.error() is None:
+                out.append((msg.value() or b"", dict(msg.headers() or [])))
+    finally:
+        consumer.close()
+    return out
+
+
 def counts(client: Any) -> tuple[int, int]:
     events = client.command("SELECT count() FROM events")
     dead = client.command("SELECT count() FROM dead_letters")
@@ -149,6 +180,12 @@ def test_valid_and_malformed_end_to_end(make_env: Any, broker: str) -> None:
     email = "[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[a-z]{2,}"
     leaked = client.command(f"SELECT count() FROM events WHERE match(content, '{email}')")
     assert int(leaked) == 0
+    # The dead-letter topic has them too: exact original bytes, the reason in headers.
+    dlq = consume_all(env.settings, env.settings.topics.deadletter, 100)
+    assert len(dlq) == 100
+    originals = {r.value for r in records if not r.valid}
+    assert {value for value, _ in dlq} <= originals
+    assert all(h.get("reason") and h.get("source_offset") for _, h in dlq)
     # Clean shutdown on SIGTERM.
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 0
@@ -187,6 +224,27 @@ def test_kill_9_mid_stream_then_restart_is_exact(make_env: Any, broker: str) -> 
     assert sum(skipped) >= mid[0] + mid[1], log2[-3000:]
     worker2.send_signal(signal.SIGTERM)
     assert worker2.wait(timeout=60) == 0
+
+
+def test_two_worker_processes_share_the_partitions_exactly(make_env: Any) -> None:
+    """`auditstream worker --workers 2`: two group members, same exact result, clean stop."""
+    env = make_env("noida", sink_batch_size=200)
+    records = generate_records(3_000, seed=13, malformed=30, start=datetime.now(UTC))
+    client = env.ch()
+    supervisor = env.spawn(
+        [sys.executable, "-m", "auditstream.cli", "worker", "--workers", "2", "-l", "info"],
+        env=env.env_vars(**WORKER_ENV),
+        log_name="workers",
+    )
+    produce(env.settings, records)
+    got = wait_for(client, (2_970, 30), supervisor)
+    assert got == (2_970, 30), _log(env, "workers")
+    assert_exact(client, records)
+    log = _log(env, "workers", tail=None)
+    # Both processes joined the group and were assigned partitions.
+    assert len(set(re.findall(r"\[(\d+)\] \[INFO\] Joined group", log))) == 2, log[-3000:]
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(timeout=90) == 0
 
 
 def _log(env: Any, name: str, tail: int | None = 4000) -> str:
