@@ -56,6 +56,7 @@ def worker(
 
     from auditstream.settings import Settings
 
+    _use_uvloop()
     settings = Settings.from_env()
     selected = _plugins_from(plugins)
     app = create_app(settings, plugins=PLUGINS if selected is None else selected)
@@ -68,6 +69,25 @@ def worker(
     # (aiokafka per-frame) debug record spins it, which cost ~7% of the worker's CPU.
     w.spinner = None
     w.execute_from_commandline()
+
+
+def _use_uvloop() -> bool:
+    """Run faust on uvloop when installed (``AUDITSTREAM_UVLOOP=0`` opts out).
+
+    The worker's CPU is dominated by asyncio bookkeeping per message (futures, callbacks in
+    faust's stream and aiokafka's consumer thread); libuv's loop does that work in C. Set as the
+    policy so the consumer thread's own loop is a uvloop too.
+    """
+    if os.environ.get("AUDITSTREAM_UVLOOP", "1").strip().lower() in ("0", "false", "no"):
+        return False
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    import asyncio
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
 
 
 def _run_many(n: int, loglevel: str, plugins: str | None) -> int:
