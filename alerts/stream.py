@@ -10,7 +10,8 @@ Agents (all in the worker's single faust app):
     to ``<prefix>.findings``. Complaints are *not* scored here: they go to the link topic.
 ``alerts-links``    on the internal topic ``<prefix>.alerts-links`` keyed by conversation/action
     id: remembers which agent handled a conversation/action (table ``alerts-conversations``,
-    bounded by a TTL) and resolves complaints that name no agent; every complaint is scored by
+    bounded by a TTL) and resolves complaints that name no agent (one that arrives before its
+    link waits in the table until the link comes); every complaint is scored by
     one per-agent complaint signal (table ``alerts-complaints``), so both paths count together.
 ``alerts-complaints`` on ``<prefix>.alerts-complaints`` keyed by agent id.
 ``alerts-engine``   on ``<prefix>.findings`` (key = fingerprint): the pure engine, state in the
@@ -60,7 +61,9 @@ log = logging.getLogger(__name__)
 TICK_S = float(os.environ.get("AUDITSTREAM_ALERTS_TICK_S", "5"))
 LINK_TTL_S = float(os.environ.get("AUDITSTREAM_ALERTS_LINK_TTL_S", str(7 * 86400)))
 PERSIST_S = float(os.environ.get("AUDITSTREAM_ALERTS_PERSIST_S", "30"))
-LINK_CACHE = 100_000  # conversations per worker we remember having announced
+LINK_CACHE = 100_000
+MAX_PENDING = 20  # complaints waiting for their conversation's link, per conversation
+PURGE_EVERY_S = 300.0  # conversations per worker we remember having announced
 
 
 async def publish_finding(findings_topic: Any, finding: Finding) -> None:
@@ -97,6 +100,14 @@ class EventClock:
 
     def partitions(self) -> list[int]:
         return list(self._seen)
+
+
+class _Conv(msgspec.Struct, array_like=True):
+    """Table value of ``alerts-conversations``: who handled it, when, complaints waiting."""
+
+    agent: str
+    t: float
+    pending: list[_Link] = msgspec.field(default_factory=list)
 
 
 def _pack(partition: int, blob: bytes) -> bytes:
@@ -247,25 +258,33 @@ def install(app: Any, ctx: Any) -> None:
     async def links_agent(stream: Any) -> None:
         async for event in stream.events():
             key = (event.key or b"").decode(errors="replace")
+            p = event.message.partition
             try:
                 rec = msgspec.msgpack.decode(event.value, type=_Link)
             except msgspec.DecodeError:
                 continue
-            if rec.kind == "link":
-                conversations[key] = _pack(
-                    event.message.partition, msgspec.msgpack.encode([rec.agent, rec.t])
-                )
-                continue
             value = conversations.get(key)
-            if value is None:
-                ctx.stats["alerts_unlinked_complaints"] += 1
-                log.info(
-                    "complaint %s names no known conversation/action; not attributed", rec.event_id
-                )
+            link = None if value is None else msgspec.msgpack.decode(_unpack(value)[1], type=_Conv)
+            if rec.kind == "link":
+                pending = link.pending if link is not None else []
+                conversations[key] = _pack(p, msgspec.msgpack.encode(_Conv(rec.agent, rec.t)))
+                for c in pending:  # complaints that arrived before the link: attribute now
+                    c.agent = rec.agent
+                    await complaints_topic.send(
+                        key=rec.agent.encode(), value=msgspec.msgpack.encode(c)
+                    )
                 continue
-            agent, _ = msgspec.msgpack.decode(_unpack(value)[1])
-            rec.agent = agent
-            await complaints_topic.send(key=agent.encode(), value=msgspec.msgpack.encode(rec))
+            if link is None or not link.agent:
+                # Not linked (yet): keep a few, in case the conversation's link is still in
+                # flight on another partition; the TTL purge drops them otherwise.
+                link = link or _Conv("", rec.t)
+                if len(link.pending) < MAX_PENDING:
+                    link.pending.append(rec)
+                    conversations[key] = _pack(p, msgspec.msgpack.encode(link))
+                ctx.stats["alerts_unlinked_complaints"] += 1
+                continue
+            rec.agent = link.agent
+            await complaints_topic.send(key=link.agent.encode(), value=msgspec.msgpack.encode(rec))
 
     @app.agent(complaints_topic, name="alerts-complaints")
     async def complaints_agent(stream: Any) -> None:
@@ -312,6 +331,21 @@ def install(app: Any, ctx: Any) -> None:
             value = msgspec.msgpack.encode([now_events or 0.0, now_findings or 0.0])
             await ticks_topic.send(key=b"tick", value=value, partition=p)
 
+    last_purge: dict[int, float] = {}
+
+    async def purge_links(p: int, now: float) -> None:
+        """Bound the conversation map: drop links (and waiting complaints) older than the TTL."""
+        dropped = 0
+        for key, value in list(conversations.items()):
+            if value is None or _unpack(value)[0] != p:
+                continue
+            link = msgspec.msgpack.decode(_unpack(value)[1], type=_Conv)
+            if now - link.t > LINK_TTL_S:
+                del conversations[key]
+                dropped += 1
+        if dropped:
+            log.info("alerts: dropped %d expired conversation links (partition %d)", dropped, p)
+
     @app.agent(ticks_topic, name="alerts-ticks")
     async def ticks_agent(stream: Any) -> None:
         async for event in stream.events():
@@ -324,6 +358,9 @@ def install(app: Any, ctx: Any) -> None:
                         findings = sig.tick(now_events)
                         store.done(agent, p, findings, now_events)
                         await emit(findings)
+                if time.monotonic() - last_purge.get(p, 0.0) >= PURGE_EVERY_S:
+                    last_purge[p] = time.monotonic()
+                    await purge_links(p, now_events)
             if now_findings:
                 for fp, value in list(engine_table.items()):
                     if value is None or _unpack(value)[0] != p:

@@ -193,7 +193,8 @@ def create_app(
         def client_factory() -> Any:
             return get_client(settings)
 
-    sink = ClickHouseSink(client_factory)
+    # While ClickHouse is down the sink retries forever; on shutdown it gives up (unacked).
+    sink = ClickHouseSink(client_factory, should_stop=lambda: bool(app.should_stop))
     guard = ReplayGuard(sink.stored_offsets)
     ctx.stats.update(batches=0, events=0, dead_letters=0, replay_skipped=0)
 

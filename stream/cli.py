@@ -56,7 +56,6 @@ def worker(
 
     from auditstream.settings import Settings
 
-    _use_uvloop()
     settings = Settings.from_env()
     selected = _plugins_from(plugins)
     app = create_app(settings, plugins=PLUGINS if selected is None else selected)
@@ -69,25 +68,6 @@ def worker(
     # (aiokafka per-frame) debug record spins it, which cost ~7% of the worker's CPU.
     w.spinner = None
     w.execute_from_commandline()
-
-
-def _use_uvloop() -> bool:
-    """Run faust on uvloop when installed (``AUDITSTREAM_UVLOOP=0`` opts out).
-
-    The worker's CPU is dominated by asyncio bookkeeping per message (futures, callbacks in
-    faust's stream and aiokafka's consumer thread); libuv's loop does that work in C. Set as the
-    policy so the consumer thread's own loop is a uvloop too.
-    """
-    if os.environ.get("AUDITSTREAM_UVLOOP", "1").strip().lower() in ("0", "false", "no"):
-        return False
-    try:
-        import uvloop
-    except ImportError:
-        return False
-    import asyncio
-
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return True
 
 
 def _run_many(n: int, loglevel: str, plugins: str | None) -> int:
@@ -132,6 +112,23 @@ def bench_pipeline(
     )
 
 
+def bench_faust_ceiling(
+    events: Annotated[int, typer.Option("--events", "-n", min=10_000)] = 50_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The faust framework's own limit here: an ack-only agent (no decode, no ClickHouse)."""
+    import json
+
+    from auditstream.stream.ceiling import run_ceiling
+
+    rate, per_cpu = run_ceiling(events)
+    if as_json:
+        print(json.dumps({"events_per_s": round(rate), "events_per_cpu_s": round(per_cpu)}))
+    else:
+        print(f"ack-only faust agent: {rate:,.0f} events/s, {per_cpu:,.0f} events per CPU-second")
+
+
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     app.command("worker")(worker)
     groups["bench"].command("pipeline")(bench_pipeline)
+    groups["bench"].command("faust-ceiling")(bench_faust_ceiling)

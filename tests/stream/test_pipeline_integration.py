@@ -24,7 +24,12 @@ pytestmark = pytest.mark.integration
 # Short group timeouts (tansu needs 6 s: see infra.md); plugins off: this area's tests check
 # the sink alone (plugins have their own tests).
 WORKER_ENV = {
-    "AUDITSTREAM_STREAM_PLUGINS": "none",
+    # AUDITSTREAM_TEST_STREAM_PLUGINS=default runs the same cases with every plugin installed.
+    **(
+        {}
+        if os.environ.get("AUDITSTREAM_TEST_STREAM_PLUGINS") == "default"
+        else {"AUDITSTREAM_STREAM_PLUGINS": "none"}
+    ),
     "AUDITSTREAM_FAUST_SESSION_TIMEOUT": "6",
     "AUDITSTREAM_FAUST_COMMIT_INTERVAL": "1.0",
 }
