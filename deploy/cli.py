@@ -39,18 +39,26 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         no_worker: Annotated[
             bool, typer.Option("--no-worker", help="Do not start the worker")
         ] = False,
+        alertmanager_port: Annotated[
+            int, typer.Option(help="Port of the local Prometheus Alertmanager (0: none)")
+        ] = 19093,
     ) -> None:
-        """Start the local stack: dev broker, ClickHouse server, topics, migrations, worker."""
+        """Start the local stack: dev broker, ClickHouse server, Alertmanager, topics,
+        migrations, worker."""
+        from auditstream.deploy.alertmanager import AlertmanagerError
         from auditstream.deploy.broker import BROKER_KINDS, BrokerError
         from auditstream.deploy.clickhouse_server import ClickHouseServerError
         from auditstream.deploy.local import LocalStack, StackError
 
         if broker not in BROKER_KINDS:
             _fail(f"--broker must be one of {', '.join(BROKER_KINDS)}")
-        stack = LocalStack(_state_dir(state_dir), broker, kafka_port, http_port, tcp_port)  # type: ignore[arg-type]
+        stack = LocalStack(
+            _state_dir(state_dir), broker, kafka_port, http_port, tcp_port,  # type: ignore[arg-type]
+            alertmanager_port=alertmanager_port or None,
+        )  # fmt: skip
         try:
             status = stack.up(start_worker=not no_worker)
-        except (StackError, BrokerError, ClickHouseServerError) as exc:
+        except (StackError, BrokerError, ClickHouseServerError, AlertmanagerError) as exc:
             _fail(f"{exc}\n(run `auditstream down` to stop what did start)")
         _print_status(status)
         typer.echo(
@@ -312,4 +320,7 @@ def _print_status(st: dict[str, Any]) -> None:
         f"{c['http']} (tcp {c['tcp_port']}, db {c['database']})",
     )  # fmt: skip
     table.add_row("worker", str(w["pid"] or "-"), mark(w["running"]), w["log"])
+    am = st.get("alertmanager")
+    if am:
+        table.add_row("alertmanager", str(am["pid"] or "-"), mark(am["ready"]), am["url"])
     Console().print(table)

@@ -13,6 +13,7 @@ Layout of the state directory::
     broker/     noida data (or tansu log; tansu keeps data in memory) + pid file
     clickhouse/ ClickHouse data, config.xml, logs, pid file
     worker/     faust data dir, worker.log, worker.pid
+    alertmanager/ a real Prometheus Alertmanager (when enabled), its config, receivers.yaml, log
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from auditstream.deploy.alertmanager import AlertmanagerServer, alertmanager_binary
 from auditstream.deploy.broker import BROKER_KINDS, BrokerKind, DevBroker
 from auditstream.deploy.clickhouse_server import ClickHouseServer
 from auditstream.deploy.procs import is_alive, read_pid, remove_pid, stop_pid, tail, write_pid
@@ -80,6 +82,7 @@ class StackConfig:
     tcp_port: int
     database: str
     topic_prefix: str
+    alertmanager_port: int | None = None
 
 
 class LocalStack:
@@ -91,8 +94,10 @@ class LocalStack:
         http_port: int = 18123,
         tcp_port: int = 19000,
         *,
+        alertmanager_port: int | None = None,
         settings: Settings | None = None,
     ) -> None:
+        """``alertmanager_port`` starts a real Alertmanager there and sends the alerts to it."""
         if broker not in BROKER_KINDS:
             raise StackError(f"unknown broker {broker!r}; expected one of {BROKER_KINDS}")
         self.state_dir = Path(state_dir).resolve()
@@ -106,6 +111,7 @@ class LocalStack:
             tcp_port=tcp_port,
             database=parse_url(self.base_settings.clickhouse_url).database,
             topic_prefix=self.base_settings.topics.prefix,
+            alertmanager_port=alertmanager_port,
         )
 
     # -- the parts -------------------------------------------------------------------------
@@ -130,6 +136,7 @@ class LocalStack:
             kafka_port=int(data["kafka_port"]),
             http_port=int(data["http_port"]),
             tcp_port=int(data["tcp_port"]),
+            alertmanager_port=data.get("alertmanager_port"),
             settings=settings,
         )
         stack.config = replace(
@@ -148,6 +155,13 @@ class LocalStack:
         return ClickHouseServer(
             self.state_dir / "clickhouse", self.config.http_port, self.config.tcp_port
         )
+
+    @property
+    def alertmanager(self) -> AlertmanagerServer | None:
+        # Without the Debian package the stack runs without it (alerts stay in ClickHouse + topic).
+        if self.config.alertmanager_port is None or alertmanager_binary() is None:
+            return None
+        return AlertmanagerServer(self.state_dir / "alertmanager", self.config.alertmanager_port)
 
     @property
     def worker_dir(self) -> Path:
@@ -174,7 +188,10 @@ class LocalStack:
         )
 
     def env_vars(self) -> dict[str, str]:
-        return settings_env(self.settings)
+        env = settings_env(self.settings)
+        if self.alertmanager is not None:
+            env["AUDITSTREAM_ALERT_RECEIVERS"] = str(self.alertmanager.receivers_file)
+        return env
 
     def worker_pid(self) -> int | None:
         pid = read_pid(self.worker_pid_file)
@@ -192,6 +209,8 @@ class LocalStack:
         self.broker.start()
         self._record()  # record early: a failure below still leaves `down` able to clean up
         self.clickhouse.start()
+        if self.alertmanager is not None:
+            self.alertmanager.start()
         ensure_topics(self.settings)
         migrate_settings(self.settings)
         if start_worker:
@@ -259,6 +278,7 @@ class LocalStack:
         errors: list[str] = []
         for name, stop in (
             ("worker", self.stop_worker),
+            ("alertmanager", self.alertmanager.stop if self.alertmanager else lambda: None),
             ("broker", self.broker.stop),
             ("clickhouse", self.clickhouse.stop),
         ):
@@ -273,6 +293,7 @@ class LocalStack:
     def status(self) -> dict[str, Any]:
         broker, ch = self.broker, self.clickhouse
         broker_pid, ch_pid, worker_pid = broker.pid, ch.pid, self.worker_pid()
+        am = self.alertmanager
         return {
             "state_dir": str(self.state_dir),
             "broker": {
@@ -290,6 +311,9 @@ class LocalStack:
             },
             "worker": {"pid": worker_pid, "running": worker_pid is not None,
                        "log": str(self.worker_log)},
+            "alertmanager": None if am is None else {
+                "pid": am.pid, "url": am.url, "ready": bool(am.pid) and am.ready(),
+            },
         }  # fmt: skip
 
     def _record(self, running: bool = True) -> None:
@@ -301,6 +325,7 @@ class LocalStack:
                 "broker": self.broker.pid,
                 "clickhouse": self.clickhouse.pid,
                 "worker": self.worker_pid(),
+                "alertmanager": self.alertmanager.pid if self.alertmanager else None,
             },
             "bootstrap": self.settings.kafka_bootstrap,
             "clickhouse_http": self.clickhouse.http_url,
@@ -308,7 +333,8 @@ class LocalStack:
         tmp = self.state_dir / (STACK_JSON + ".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         tmp.replace(self.state_dir / STACK_JSON)
-        public = ("BOOTSTRAP", "TOPIC_PREFIX", "PARTITIONS", "CLICKHOUSE_URL", "STATE_DIR")
+        public = ("BOOTSTRAP", "TOPIC_PREFIX", "PARTITIONS", "CLICKHOUSE_URL", "STATE_DIR",
+                  "ALERT_RECEIVERS")  # fmt: skip
         lines = [
             f"export {k}={shlex.quote(v)}"
             for k, v in self.env_vars().items()

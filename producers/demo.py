@@ -62,6 +62,7 @@ def run_demo(
     state_dir: Path | None = None,
     broker: str = "noida",
     ports: tuple[int, int, int] = (19092, 18123, 19000),
+    alertmanager_port: int | None = 19093,
     console: Console | None = None,
 ) -> int:
     """Returns the exit code: 0 when every row arrived, 1 otherwise (with a hint why)."""
@@ -75,6 +76,7 @@ def run_demo(
             markup=False,
         )
         return 2
+    from auditstream.deploy.alertmanager import AlertmanagerError
     from auditstream.deploy.broker import BrokerError
     from auditstream.deploy.clickhouse_server import ClickHouseServerError
     from auditstream.deploy.local import STACK_JSON, LocalStack, StackError
@@ -92,11 +94,11 @@ def run_demo(
     if (state / STACK_JSON).exists():
         stack = LocalStack.from_state(state)
     else:
-        stack = LocalStack(state, broker, *ports)  # type: ignore[arg-type]
+        stack = LocalStack(state, broker, *ports, alertmanager_port=alertmanager_port)  # type: ignore[arg-type]
     try:
         with console.status("bringing up the local stack (broker, ClickHouse, worker)..."):
             status = stack.up()
-    except (StackError, BrokerError, ClickHouseServerError) as exc:
+    except (StackError, BrokerError, ClickHouseServerError, AlertmanagerError) as exc:
         console.print(f"the local stack did not come up: {exc}", style="red", markup=False)
         console.print("(`auditstream down` stops whatever did start)")
         return 1
