@@ -329,46 +329,15 @@ def alerts_inject(
 ) -> None:
     """Demo: produce 45 min of traffic for 4 agents with an error spike on `demo-spiky` and a
     complaint burst on `demo-complained` (5 min ago, event time) to the events topic."""
-    import time
-
-    from auditstream.alerts.inject import demo_scenario
-    from auditstream.producers.contract import encode_event
-    from confluent_kafka import Producer
+    from auditstream.alerts.inject import produce_demo_incidents
 
     from auditstream.settings import Settings
 
-    settings = Settings.from_env()
-    now = time.time()
-    scenario, start, inject_at = demo_scenario(now, seed)
-    producer = Producer(settings.kafka_config(**{"enable.idempotence": True, "acks": "all"}))
-
-    def send(t_from: float, t_to: float) -> int:
-        events = scenario.events(t_from, t_to)
-        for ev in events:
-            while True:
-                try:
-                    producer.produce(settings.topics.events, encode_event(ev), ev.kafka_key())
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-        producer.poll(0)
-        return len(events)
-
-    n = send(start, now)
-    produced_to = now
-    while time.time() < now + live_s:
-        time.sleep(1.0)
-        n += send(produced_to, time.time())
-        produced_to = time.time()
-    left = producer.flush(30)
-    typer.echo(
-        f"produced {n} events for {', '.join(scenario.agents)} to {settings.topics.events}; "
-        f"injected at {inject_at:.0f} (event time): ErrorSpike on demo-spiky, "
-        f"ComplaintBurst on demo-complained. Watch: auditstream alerts list"
-    )
-    if left:
-        typer.echo(f"{left} event(s) not delivered", err=True)
-        raise typer.Exit(3)
+    try:
+        typer.echo(produce_demo_incidents(Settings.from_env(), seed=seed, live_s=live_s))
+    except RuntimeError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(3) from None
 
 
 def bench_alerts(

@@ -7,14 +7,20 @@ produce a backdated baseline first and then "live" slices as wall time passes.
 
 Complaints are half attributed by ``subject`` and half only by the conversation they are about
 (no agent named), so the stream's conversation → agent linking is exercised too.
+
+:func:`produce_demo_incidents` (used by ``auditstream alerts inject`` and ``auditstream demo``)
+is the one impure helper: it produces :func:`demo_scenario` to the events topic.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from auditstream.producers.contract import (
     Action,
@@ -151,3 +157,85 @@ def demo_scenario(now: float, seed: int = 0) -> tuple[IncidentScenario, float, f
         seed=seed,
     )
     return scenario, baseline_start, inject_at
+
+
+def produce_demo_incidents(settings: Any, *, seed: int = 0, live_s: float = 0.0) -> str:
+    """Produce :func:`demo_scenario` (relative to now) to ``settings.topics.events``.
+
+    45 minutes of backdated traffic for the 4 demo agents with an error spike on
+    ``demo-spiky`` and a complaint burst on ``demo-complained`` 5 minutes ago, then, for
+    ``live_s`` seconds, live traffic as wall time passes. Returns a one-line summary; raises
+    ``RuntimeError`` when the broker did not acknowledge every event.
+    """
+    from auditstream.producers.contract import encode_event
+    from confluent_kafka import Producer
+
+    now = time.time()
+    scenario, start, inject_at = demo_scenario(now, seed)
+    producer = Producer(settings.kafka_config(**{"enable.idempotence": True, "acks": "all"}))
+    topic = settings.topics.events
+
+    def send(t_from: float, t_to: float) -> int:
+        events = scenario.events(t_from, t_to)
+        for ev in events:
+            while True:
+                try:
+                    producer.produce(topic, encode_event(ev), ev.kafka_key())
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+        producer.poll(0)
+        return len(events)
+
+    n = send(start, now)
+    produced_to = now
+    while time.time() < now + live_s:
+        time.sleep(1.0)
+        n += send(produced_to, time.time())
+        produced_to = time.time()
+    left = producer.flush(30)
+    if left:
+        raise RuntimeError(f"{left} of {n} injected event(s) not delivered")
+    return (
+        f"produced {n} events for {', '.join(scenario.agents)} to {topic}; "
+        f"injected at {inject_at:.0f} (event time): ErrorSpike on demo-spiky, "
+        "ComplaintBurst on demo-complained. Watch: auditstream alerts list"
+    )
+
+
+DEMO_ALERTS = (("ErrorSpike", "demo-spiky"), ("ComplaintBurst", "demo-complained"))
+
+
+def run_alerts_demo(settings: Any, *, wait_s: float = 90.0, seed: int = 0) -> Iterator[str]:
+    """The demo's alert part: inject the incidents, then wait (up to ``wait_s``) until the
+    worker stored both alerts in ClickHouse. Yields lines to print; never fails the demo."""
+    from auditstream.stream.clickhouse import get_client
+
+    since = time.time()
+    yield "alerts: " + produce_demo_incidents(settings, seed=seed)
+    ch = get_client(settings)
+    seen: set[tuple[str, str]] = set()
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            rows = ch.query(
+                "SELECT alertname, agent_id, argMax(status, version), "
+                "argMax(annotations['summary'], version) FROM alerts "
+                "WHERE agent_id IN ('demo-spiky', 'demo-complained') "
+                "AND inserted_at >= toDateTime64({since:Float64}, 3) GROUP BY 1, 2",
+                parameters={"since": since},
+            ).result_rows
+            for alertname, agent, status, summary in rows:
+                if (alertname, agent) not in seen:
+                    seen.add((alertname, agent))
+                    yield f"alert {alertname} on {agent}: {status} — {summary}"
+            if all(a in seen for a in DEMO_ALERTS):
+                yield "both injected incidents raised their alert (auditstream alerts list)"
+                return
+            if time.monotonic() >= deadline:
+                missing = ", ".join(f"{a} on {g}" for a, g in DEMO_ALERTS if (a, g) not in seen)
+                yield f"no alert yet for {missing} after {wait_s:.0f} s: auditstream alerts list"
+                return
+            time.sleep(1.0)
+    finally:
+        ch.close()

@@ -32,7 +32,10 @@ import asyncio
 import logging
 import os
 import time
+import weakref
+import zlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -64,6 +67,11 @@ PERSIST_S = float(os.environ.get("AUDITSTREAM_ALERTS_PERSIST_S", "30"))
 LINK_CACHE = 100_000
 MAX_PENDING = 20  # complaints waiting for their conversation's link, per conversation
 PURGE_EVERY_S = 300.0  # conversations per worker we remember having announced
+# Records per batch of the agents on high-volume topics (events, links) and how long a batch
+# may wait to fill; default: the sink's micro-batch bounds.
+BATCH_SIZE = int(os.environ.get("AUDITSTREAM_ALERTS_BATCH_SIZE", "0"))
+BATCH_S = float(os.environ.get("AUDITSTREAM_ALERTS_BATCH_SECONDS", "0"))
+MAX_LINKS_PER_RECORD = 2000
 
 
 async def publish_finding(findings_topic: Any, finding: Finding) -> None:
@@ -75,12 +83,48 @@ async def publish_finding(findings_topic: Any, finding: Finding) -> None:
 
 
 class _Link(msgspec.Struct, array_like=True):
-    """Link-topic record: ``agent`` handled ``key``; or a complaint to attribute."""
+    """``agent`` handled conversation/action ``key``; or a complaint about ``key`` to attribute.
+
+    On ``<prefix>.alerts-links`` a record is a msgpack *list* of these (one record per
+    partition per batch of events); a bare one (older workers) carries its id as the Kafka key.
+    """
 
     kind: str  # "link" | "complaint"
     t: float
     agent: str = ""
     event_id: str = ""
+    key: str = ""  # the conversation or action id (in batched records)
+
+
+def link_partition(key: str, partitions: int) -> int:
+    """The links-topic partition of a conversation/action id (links and complaints agree)."""
+    return zlib.crc32(key.encode()) % partitions
+
+
+def _decode_links(value: bytes | None, key: bytes | None) -> list[_Link]:
+    try:
+        return msgspec.msgpack.decode(value or b"", type=list[_Link])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    try:
+        rec = msgspec.msgpack.decode(value or b"", type=_Link)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []
+    rec.key = rec.key or (key or b"").decode(errors="replace")
+    return [rec]
+
+
+def _set_current_event(event: Any) -> None:
+    """Make faust's table writes belong to ``event``'s partition.
+
+    A faust table write takes its changelog partition from the *current event* (the context
+    variable ``faust.streams.current_event()`` that stream iteration sets). Records taken with
+    ``noack_take`` are processed after iteration moved on, so the agent sets it to the record
+    the write belongs to. A context variable: only this agent's task sees the change.
+    """
+    from faust.streams import _current_event
+
+    _current_event.set(weakref.ref(event))
 
 
 class EventClock:
@@ -147,8 +191,11 @@ class SignalStore:
         self.live[agent] = (sig, partition, sig.s.watermark)
         return sig
 
-    def done(self, agent: str, partition: int, findings: list[Finding], t: float) -> None:
-        """Call inside stream iteration after ``observe``/``tick`` on ``get(agent)``."""
+    def done(
+        self, agent: str, partition: int, findings: Sequence[Finding] | bool, t: float
+    ) -> None:
+        """Call inside stream iteration after ``observe``/``tick`` on ``get(agent)`` (once per
+        batch is enough: ``findings`` is then whether any of the batch's calls produced one)."""
         sig, _, saved = self.live[agent]
         if findings or t - saved >= self.persist_s:
             self.table[agent] = _pack(partition, sig.to_bytes())
@@ -213,78 +260,127 @@ def install(app: Any, ctx: Any) -> None:
         signal_store.clear()
         complaint_store.clear()
 
-    @app.agent(ctx.events_topic, name="alerts-signals")
-    async def signals_agent(stream: Any) -> None:
+    batch_size = BATCH_SIZE or settings.sink_batch_size
+    batch_s = BATCH_S or settings.sink_batch_seconds
+
+    def signals_batch(
+        taken: list[Any],
+    ) -> tuple[dict[int, list[_Link]], list[_Link], list[Finding]]:
+        """Score one batch of events (synchronous: no await, so no table write interleaves).
+
+        Returns what to send: link records per links partition, complaints naming their agent,
+        findings. Each touched agent's state is handed to the store once, at the end.
+        """
         from auditstream.stream.enrich import EnrichedEvent, KafkaCoords
 
-        async for event in stream.events():
+        links: dict[int, list[_Link]] = {}
+        named: list[_Link] = []
+        findings: list[Finding] = []
+        touched: dict[str, list[Any]] = {}  # agent → [partition, found, last t, last event]
+        decode = ctx.decode
+        for event in taken:
             msg = event.message
-            res = ctx.decode(
-                event.value, KafkaCoords(msg.topic, msg.partition, msg.offset, msg.key)
-            )
+            res = decode(msg.value, KafkaCoords(msg.topic, msg.partition, msg.offset, msg.key))
             if not isinstance(res, EnrichedEvent):
                 continue  # the sink dead-letters it
             t = res.event.time.timestamp()
             data = res.event.data
-            link_keys = [k for k in (data.conversation_id, getattr(data, "action_id", None)) if k]
+            conv, action = data.conversation_id, getattr(data, "action_id", None)
             if res.kind == "complaint":
-                rec = _Link("complaint", t, res.agent_id, res.event.id)
                 if res.agent_id:
-                    await complaints_topic.send(
-                        key=res.agent_id.encode(), value=msgspec.msgpack.encode(rec)
-                    )
-                elif link_keys:
-                    await links_topic.send(
-                        key=link_keys[0].encode(), value=msgspec.msgpack.encode(rec)
-                    )
+                    named.append(_Link("complaint", t, res.agent_id, res.event.id))
+                elif conv or action:
+                    k = conv or action
+                    rec = _Link("complaint", t, "", res.event.id, k)
+                    links.setdefault(link_partition(k, parts), []).append(rec)
                 else:
                     ctx.stats["alerts_unlinked_complaints"] += 1
                 continue
             agent = res.agent_id
-            events_clock.observe(msg.partition, t)
-            for k in link_keys:
-                if k not in announced:
+            p = msg.partition
+            events_clock.observe(p, t)
+            for k in (conv, action):
+                if k and k not in announced:
                     announced[k] = None
                     if len(announced) > LINK_CACHE:
                         announced.popitem(last=False)
-                    rec = _Link("link", t, agent)
-                    await links_topic.send(key=k.encode(), value=msgspec.msgpack.encode(rec))
-            sig = signal_store.get(agent, msg.partition)
-            findings = sig.observe(observation_from_enriched(res))
-            signal_store.done(agent, msg.partition, findings, t)
+                    rec = _Link("link", t, agent, "", k)
+                    links.setdefault(link_partition(k, parts), []).append(rec)
+            found = signal_store.get(agent, p).observe(observation_from_enriched(res))
+            if found:
+                findings += found
+            state = touched.get(agent)
+            if state is None:
+                touched[agent] = [p, bool(found), t, event]
+            else:
+                state[1] = state[1] or bool(found)
+                state[2], state[3] = max(state[2], t), event
+        for agent, (p, found, t, event) in touched.items():
+            _set_current_event(event)  # the table write goes to this agent's partition
+            signal_store.done(agent, p, found, t)
+        return links, named, findings
+
+    @app.agent(ctx.events_topic, name="alerts-signals")
+    async def signals_agent(stream: Any) -> None:
+        # Batches, acked explicitly once everything derived from them is handed to the
+        # producer (faust flushes the producer before it commits offsets): at-least-once.
+        async for taken in stream.noack_take(batch_size, within=batch_s):
+            links, named, findings = signals_batch(taken)
+            for p, recs in links.items():
+                for i in range(0, len(recs), MAX_LINKS_PER_RECORD):
+                    value = msgspec.msgpack.encode(recs[i : i + MAX_LINKS_PER_RECORD])
+                    await links_topic.send(key=b"links", value=value, partition=p)
+            for rec in named:
+                await complaints_topic.send(
+                    key=rec.agent.encode(), value=msgspec.msgpack.encode(rec)
+                )
             await emit(findings)
+            for event in taken:
+                await stream.ack(event)
+
+    def link_one(rec: _Link, p: int, attribute: list[_Link]) -> None:
+        """One link or complaint of the links topic (inside the batch, current event set)."""
+        key = rec.key
+        value = conversations.get(key)
+        link = None if value is None else msgspec.msgpack.decode(_unpack(value)[1], type=_Conv)
+        if rec.kind == "link":
+            known = link is not None and link.agent == rec.agent and not link.pending
+            if known and rec.t - link.t < LINK_TTL_S / 7:  # type: ignore[union-attr]
+                return  # already known (a re-announcement after a restart)
+            pending = link.pending if link is not None else []
+            conversations[key] = _pack(p, msgspec.msgpack.encode(_Conv(rec.agent, rec.t)))
+            for c in pending:  # complaints that arrived before the link: attribute now
+                c.agent = rec.agent
+                attribute.append(c)
+            return
+        if link is None or not link.agent:
+            # Not linked (yet): keep a few, in case the conversation's link is still in
+            # flight on another partition; the TTL purge drops them otherwise.
+            link = link or _Conv("", rec.t)
+            if len(link.pending) < MAX_PENDING:
+                link.pending.append(rec)
+                conversations[key] = _pack(p, msgspec.msgpack.encode(link))
+            ctx.stats["alerts_unlinked_complaints"] += 1
+            return
+        rec.agent = link.agent
+        attribute.append(rec)
 
     @app.agent(links_topic, name="alerts-links")
     async def links_agent(stream: Any) -> None:
-        async for event in stream.events():
-            key = (event.key or b"").decode(errors="replace")
-            p = event.message.partition
-            try:
-                rec = msgspec.msgpack.decode(event.value, type=_Link)
-            except msgspec.DecodeError:
-                continue
-            value = conversations.get(key)
-            link = None if value is None else msgspec.msgpack.decode(_unpack(value)[1], type=_Conv)
-            if rec.kind == "link":
-                pending = link.pending if link is not None else []
-                conversations[key] = _pack(p, msgspec.msgpack.encode(_Conv(rec.agent, rec.t)))
-                for c in pending:  # complaints that arrived before the link: attribute now
-                    c.agent = rec.agent
-                    await complaints_topic.send(
-                        key=rec.agent.encode(), value=msgspec.msgpack.encode(c)
-                    )
-                continue
-            if link is None or not link.agent:
-                # Not linked (yet): keep a few, in case the conversation's link is still in
-                # flight on another partition; the TTL purge drops them otherwise.
-                link = link or _Conv("", rec.t)
-                if len(link.pending) < MAX_PENDING:
-                    link.pending.append(rec)
-                    conversations[key] = _pack(p, msgspec.msgpack.encode(link))
-                ctx.stats["alerts_unlinked_complaints"] += 1
-                continue
-            rec.agent = link.agent
-            await complaints_topic.send(key=link.agent.encode(), value=msgspec.msgpack.encode(rec))
+        async for taken in stream.noack_take(batch_size, within=batch_s):
+            attribute: list[_Link] = []
+            for event in taken:
+                msg = event.message
+                _set_current_event(event)
+                for rec in _decode_links(msg.value, msg.key):
+                    if rec.key:
+                        link_one(rec, msg.partition, attribute)
+            for rec in attribute:
+                await complaints_topic.send(
+                    key=rec.agent.encode(), value=msgspec.msgpack.encode(rec)
+                )
+            for event in taken:
+                await stream.ack(event)
 
     @app.agent(complaints_topic, name="alerts-complaints")
     async def complaints_agent(stream: Any) -> None:

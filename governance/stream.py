@@ -257,6 +257,10 @@ def install(app: Any, ctx: Any) -> None:
                 return
             state["restored"] = True
             state["known"] = known
+        apply_controls()
+
+    def apply_controls() -> None:
+        """Hand queued control commands to the engine (only once earlier verdicts are known)."""
         known = state.get("known", {})
         now = datetime.now(UTC)
         while controls:
@@ -268,20 +272,43 @@ def install(app: Any, ctx: Any) -> None:
 
     @app.agent(ctx.events_topic, name="governance", concurrency=1)
     async def governance_agent(stream: Any) -> None:
-        from auditstream.stream.enrich import EnrichedEvent, KafkaCoords
-
-        async for event in stream.events():
+        # Micro-batches like the sink (faust ``noack_take`` never acks by itself): each record
+        # is acked explicitly only after its whole batch was evaluated and the batch's findings
+        # (and auto-suspend commands) were handed on, so a crash before that point leaves the
+        # batch uncommitted and Kafka redelivers it (at-least-once, as before).
+        async for taken in stream.noack_take(
+            settings.sink_batch_size, within=settings.sink_batch_seconds
+        ):
             await drain_controls()
-            m = event.message
-            out = ctx.decode(m.value, KafkaCoords(m.topic, m.partition, m.offset, m.key))
-            if not isinstance(out, EnrichedEvent) or not out.agent_id:
-                continue  # dead letters are the sink's job
-            agent_partition[out.agent_id] = m.partition
-            violations = engine.on_event(
-                out.event, inventory.entry(out.agent_id), datetime.now(UTC)
-            )
+            violations = evaluate(taken)
             if violations:
                 await publish(violations)
+            for event in taken:
+                await stream.ack(event)
+
+    def evaluate(taken: list[Any]) -> list[Violation]:
+        """Run the rules over one batch, in offset order (pure apart from the engine's state)."""
+        from auditstream.stream.enrich import EnrichedEvent, KafkaCoords
+
+        decode = ctx.decode  # shared with the sink through ctx.decode_cache: decoded once
+        on_event = engine.on_event
+        entry = inventory.entry
+        now = datetime.now(UTC)  # processing time of the batch (deadlines, not matching)
+        out: list[Violation] = []
+        for event in taken:
+            if controls and state["restored"]:
+                # A command that arrived while this batch was read applies to the records
+                # after it, exactly as with per-record processing.
+                apply_controls()
+            m = event.message
+            res = decode(m.value, KafkaCoords(m.topic, m.partition, m.offset, m.key))
+            if not isinstance(res, EnrichedEvent) or not res.agent_id:
+                continue  # dead letters are the sink's job
+            agent_partition[res.agent_id] = m.partition
+            violations = on_event(res.event, entry(res.agent_id), now)
+            if violations:
+                out.extend(violations)
+        return out
 
     @app.timer(1.0)
     async def governance_tick() -> None:

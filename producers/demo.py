@@ -176,6 +176,14 @@ def run_demo(
     console.print(f"all {events:,} records acknowledged by the broker after {send_s:.2f}s")
 
     ok = _wait_for_rows(console, settings, run_id, n_valid, bad_offsets, wait)
+    # Alerts hook (docs/alerts.md): an error spike on one agent, a complaint burst on another.
+    try:
+        from auditstream.alerts.inject import run_alerts_demo
+
+        for line in run_alerts_demo(settings):
+            console.print(line, markup=False, soft_wrap=True)
+    except Exception as exc:  # the alerts part must not stop the pipeline demo
+        console.print(f"alerts demo skipped: {exc}", style="yellow", markup=False)
     _summary(console, settings, stack, run_id, bad_offsets)
     return 0 if ok else 1
 

@@ -31,7 +31,7 @@ from auditstream.stream.enrich import (
     Inventory,
     KafkaCoords,
 )
-from auditstream.stream.validate import DeadLetter, decode
+from auditstream.stream.validate import DeadLetter, DecodeCache, decode
 
 from auditstream.settings import Settings
 
@@ -60,9 +60,19 @@ class StreamContext:
     inventory: Inventory = field(default_factory=EmptyInventory)
     hash_key: bytes = DEFAULT_HASH_KEY
     stats: dict[str, int] = field(default_factory=dict)
+    # Shared by every agent on the events topic (see DecodeCache); ``create_app`` sets its
+    # ``readers`` once the plugins are installed. With one reader it is a pass-through.
+    decode_cache: DecodeCache = field(default_factory=DecodeCache)
 
     def decode(self, raw: bytes | None, coords: KafkaCoords) -> EnrichedEvent | DeadLetter:
-        """Pure: the exact decode → validate → enrich the sink runs (never raises)."""
+        """The exact decode → validate → enrich the sink runs (never raises).
+
+        Each record is decoded once per worker: the first agent on the events topic to ask
+        decodes it, the others get the same (read-only) result from ``decode_cache``.
+        """
+        return self.decode_cache.get(raw, coords, lambda: self._decode(raw, coords))
+
+    def _decode(self, raw: bytes | None, coords: KafkaCoords) -> EnrichedEvent | DeadLetter:
         return decode(
             raw,
             coords,
@@ -210,7 +220,30 @@ def create_app(
     for module in load_plugins(plugins):
         module.install(app, ctx)
         log.info("plugin %s installed", module.__name__)
+    # Every agent on the events topic (the sink and the plugins' agents) decodes each record
+    # through ctx.decode: with N of them the cache hands one decode to all N. Bounded by what
+    # can be in flight between the fastest and the slowest agent (channel buffers plus the
+    # sink's take buffer and its two queued batches); a record pushed out is decoded again.
+    ctx.decode_cache.readers = events_topic_agents(app, settings.topics.events)
+    ctx.decode_cache.capacity = 2 * app.conf.stream_buffer_maxsize + 4 * settings.sink_batch_size
+
+    @app.on_partitions_revoked.connect
+    async def _drop_decoded(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        # Not needed for correctness (a hit requires identical bytes), but a revoked
+        # partition's records will not be read here again.
+        ctx.decode_cache.clear()
+
     return app
+
+
+def events_topic_agents(app: Any, topic: str) -> int:
+    """How many agents of ``app`` consume ``topic`` (each one is a reader of ctx.decode)."""
+    n = 0
+    for agent in app.agents.values():
+        channel = getattr(agent, "channel", None)
+        if topic in set(getattr(channel, "topics", ()) or ()):
+            n += 1
+    return n
 
 
 async def _run_sink(ctx: StreamContext, sink: Any, guard: Any, stream: Any) -> None:
