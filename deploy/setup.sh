@@ -7,10 +7,13 @@ cd "$(dirname "$0")/.."
 PY=${PY:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 
-# Debian peers used by integration tests (a real Alertmanager) and handy for operators (kcat).
+# Debian peers used by integration tests (a real Alertmanager, a native ClickHouse client) and
+# handy for operators (kcat).
 want=()
 command -v prometheus-alertmanager >/dev/null 2>&1 || want+=(prometheus-alertmanager)
 command -v kcat >/dev/null 2>&1 || want+=(kcat)
+# A native-protocol (TCP) client, used by a test of the ClickHouse server's TCP port.
+command -v clickhouse-client >/dev/null 2>&1 || want+=(clickhouse-client)
 if [ ${#want[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}"
