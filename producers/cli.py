@@ -179,6 +179,9 @@ BrokerKind = Annotated[str, typer.Option(help="Dev broker if the stack is starte
 KafkaPort = Annotated[int, typer.Option(help="Broker port if the stack is started")]
 HttpPort = Annotated[int, typer.Option(help="ClickHouse HTTP port if the stack is started")]
 TcpPort = Annotated[int, typer.Option(help="ClickHouse TCP port if the stack is started")]
+AmPort = Annotated[
+    int, typer.Option(help="Alertmanager port if the stack is started (0: no Alertmanager)")
+]
 
 
 def demo(
@@ -192,6 +195,7 @@ def demo(
     kafka_port: KafkaPort = 19092,
     http_port: HttpPort = 18123,
     tcp_port: TcpPort = 19000,
+    alertmanager_port: AmPort = 19093,
 ) -> None:
     """Run a synthetic agent workload through the SDK into the local stack, then show counts.
 
@@ -210,6 +214,7 @@ def demo(
         state_dir=state_dir,
         broker=broker,
         ports=(kafka_port, http_port, tcp_port),
+        alertmanager_port=alertmanager_port or None,
     )
     if code:
         raise typer.Exit(code)

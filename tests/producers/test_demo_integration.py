@@ -29,6 +29,7 @@ def test_demo_brings_up_the_stack_and_every_row_arrives(tmp_path: Path) -> None:
             wait=180,
             state_dir=state,
             ports=ports,
+            alertmanager_port=free_port(),
             console=Console(file=out, width=200),
         )
         text = out.getvalue()
