@@ -29,9 +29,6 @@ GROUPS: dict[str, typer.Typer] = {
     "report": typer.Typer(help="Reports for analysts and governance.", no_args_is_help=True),
     "db": typer.Typer(help="ClickHouse schema: migrations.", no_args_is_help=True),
 }
-for _name, _group in GROUPS.items():
-    app.add_typer(_group, name=_name)
-
 # (command module, a library it cannot work without): the SDK-only install lacks the latter for
 # every area but the producers, and then those commands are not offered at all.
 AREAS = (
@@ -64,6 +61,10 @@ def _register_areas() -> None:
                 continue
             raise
         module.register(app, GROUPS)
+    # A group appears only when some installed area put a command in it.
+    for name, group in GROUPS.items():
+        if group.registered_commands or group.registered_groups:
+            app.add_typer(group, name=name)
 
 
 _register_areas()
