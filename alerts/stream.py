@@ -5,14 +5,19 @@ is in pure modules (signals, engine, delivery); this file only wires them to top
 
 Agents (all in the worker's single faust app):
 
-``alerts-signals``  on ``<prefix>.events`` (key = agent id). Per agent an :class:`AgentSignals`
-    in the changelogged table ``alerts-signals`` (so a restart keeps warm baselines). Findings go
-    to ``<prefix>.findings``. Complaints are *not* scored here: they go to the link topic.
-``alerts-links``    on the internal topic ``<prefix>.alerts-links`` keyed by conversation/action
-    id: remembers which agent handled a conversation/action (table ``alerts-conversations``,
-    bounded by a TTL) and resolves complaints that name no agent (one that arrives before its
-    link waits in the table until the link comes); every complaint is scored by
-    one per-agent complaint signal (table ``alerts-complaints``), so both paths count together.
+``alerts-signals``  on ``<prefix>.events`` (key = agent id), in batches (``noack_take``, acked
+    only after the batch's state writes and sends were handed to faust, which flushes the
+    producer before committing). Per agent an :class:`AgentSignals` in the changelogged table
+    ``alerts-signals`` (so a restart keeps warm baselines), written at most once per batch.
+    Findings go to ``<prefix>.findings``. Complaints are *not* scored here: they go to the link
+    topic (or, naming their agent, straight to the complaints topic).
+``alerts-links``    on the internal topic ``<prefix>.alerts-links``, partitioned by conversation/
+    action id (:func:`link_partition`; one record = a list of a batch's links and complaints
+    for one partition), also in batches: remembers which agent handled a conversation/action
+    (table ``alerts-conversations``, bounded by a TTL) and resolves complaints that name no
+    agent (one that arrives before its link waits in the table until the link comes); every
+    complaint is scored by one per-agent complaint signal (table ``alerts-complaints``), so
+    both paths count together.
 ``alerts-complaints`` on ``<prefix>.alerts-complaints`` keyed by agent id.
 ``alerts-engine``   on ``<prefix>.findings`` (key = fingerprint): the pure engine, state in the
     table ``alerts-engine``; alert versions go to ``<prefix>.alerts`` (the outbox).
@@ -128,21 +133,21 @@ def _set_current_event(event: Any) -> None:
 
 
 class EventClock:
-    """Per-partition event-time watermark advanced by wall time between events."""
+    """Event-time watermark per partition (or per agent) advanced by wall time between events."""
 
     def __init__(self) -> None:
-        self._seen: dict[int, tuple[float, float]] = {}  # partition → (event time, wall time)
+        self._seen: dict[Any, tuple[float, float]] = {}  # partition → (event time, wall time)
 
-    def observe(self, partition: int, t: float) -> None:
+    def observe(self, partition: Any, t: float) -> None:
         cur = self._seen.get(partition)
         if cur is None or t > cur[0]:
             self._seen[partition] = (t, time.time())
 
-    def now(self, partition: int) -> float | None:
+    def now(self, partition: Any) -> float | None:
         cur = self._seen.get(partition)
         return None if cur is None else cur[0] + (time.time() - cur[1])
 
-    def partitions(self) -> list[int]:
+    def partitions(self) -> list[Any]:
         return list(self._seen)
 
 
@@ -236,6 +241,11 @@ def install(app: Any, ctx: Any) -> None:
     complaint_config = SignalConfig(enabled=(COMPLAINT_BURST,))
     policy = EnginePolicy()
     events_clock, findings_clock = EventClock(), EventClock()
+    # Per agent too: a tick never advances an agent past its own newest event plus the wall time
+    # since that event was seen. Otherwise an agent whose *older* events are still being
+    # consumed (a backfill into a partition whose clock other agents already moved to the
+    # present) would look silent while its events are arriving.
+    agent_clock = EventClock()
     announced: OrderedDict[str, None] = OrderedDict()
     ctx.stats.update(
         alerts_findings=0, alerts_alerts=0, alerts_unlinked_complaints=0, alerts_bad_findings=0
@@ -316,6 +326,7 @@ def install(app: Any, ctx: Any) -> None:
                 state[1] = state[1] or bool(found)
                 state[2], state[3] = max(state[2], t), event
         for agent, (p, found, t, event) in touched.items():
+            agent_clock.observe(agent, t)
             _set_current_event(event)  # the table write goes to this agent's partition
             signal_store.done(agent, p, found, t)
         return links, named, findings
@@ -450,9 +461,12 @@ def install(app: Any, ctx: Any) -> None:
             if now_events:
                 for store in (signal_store, complaint_store):
                     for agent in store.agents_of(p):
+                        now = now_events
+                        if store is signal_store:
+                            now = min(now, agent_clock.now(agent) or now)
                         sig = store.get(agent, p)
-                        findings = sig.tick(now_events)
-                        store.done(agent, p, findings, now_events)
+                        findings = sig.tick(now)
+                        store.done(agent, p, findings, now)
                         await emit(findings)
                 if time.monotonic() - last_purge.get(p, 0.0) >= PURGE_EVERY_S:
                     last_purge[p] = time.monotonic()

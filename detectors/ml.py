@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from collections import deque
 from typing import Any
@@ -29,13 +30,23 @@ from typing import Any
 import numpy as np
 
 from .base import Detector, StateError, register
+from .likelihood import AnomalyLikelihood
 
 __all__ = ["HalfSpaceTreesDetector", "IsolationForestDetector"]
 
 
 @register
 class HalfSpaceTreesDetector(Detector):
-    """river ``HalfSpaceTrees`` on a min-max scaled shingle.
+    """river ``HalfSpaceTrees`` on a robustly window-scaled shingle, through an anomaly likelihood.
+
+    Scaling: every ``scale_step`` values, ``lo``/``hi`` are the ``scale_quantile`` and
+    ``1 - scale_quantile`` quantiles of the last ``scale_window`` values; a value maps to
+    ``margin + (1 - 2·margin)·(v - lo)/(hi - lo)``, clipped to ``[0, 1]``. The recent range sits
+    in the middle of river's ``[0, 1]`` work space, values beyond it land in the sparse margins
+    (instead of being squashed against a range that only ever grows), and an old spike leaves
+    the scale once it leaves the window. The raw tree score then goes through
+    :class:`~auditstream.detectors.likelihood.AnomalyLikelihood`, so one threshold fits all
+    series.
 
     The river model is kept as a pickle inside the state: restore only bytes this service
     wrote (its own faust changelog), never bytes from outside.
@@ -48,59 +59,103 @@ class HalfSpaceTreesDetector(Detector):
 
     name = "half_space_trees"
     max_state_bytes = 512 * 1024
-    _state_fields = ("_lo", "_hi", "_recent")
+    _state_fields = ("_window", "_lo", "_hi", "_since")
 
     def __init__(
         self,
         n_trees: int = 10,
         height: int = 8,
         window_size: int = 250,
-        shingle: int = 1,
+        shingle: int = 4,
         seed: int = 42,
+        scale_window: int = 1000,
+        scale_step: int = 10,
+        scale_quantile: float = 0.0,
+        margin: float = 0.2,
+        short: int = 5,
+        likelihood_horizon: int = 1000,
+        min_std: float = 0.01,
     ) -> None:
         from river.anomaly import HalfSpaceTrees
 
-        if shingle < 1:
-            raise ValueError("shingle must be >= 1")
+        if shingle < 1 or not shingle <= scale_window <= 8000 or scale_step < 1:
+            raise ValueError("need shingle >= 1, shingle <= scale_window <= 8000, scale_step >= 1")
+        if not 0.0 <= scale_quantile < 0.5 or not 0.0 <= margin < 0.5:
+            raise ValueError("need 0 <= scale_quantile < 0.5 and 0 <= margin < 0.5")
         self._keep_params(
-            n_trees=n_trees, height=height, window_size=window_size, shingle=shingle, seed=seed
+            n_trees=n_trees,
+            height=height,
+            window_size=window_size,
+            shingle=shingle,
+            seed=seed,
+            scale_window=scale_window,
+            scale_step=scale_step,
+            scale_quantile=scale_quantile,
+            margin=margin,
+            short=short,
+            likelihood_horizon=likelihood_horizon,
+            min_std=min_std,
         )
-        self.shingle = shingle
+        self.shingle, self.scale_step, self.scale_quantile = shingle, scale_step, scale_quantile
+        self.margin = margin
         self._model = HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
         )
-        self._lo: float | None = None
-        self._hi: float | None = None
-        self._recent: deque[float] = deque(maxlen=max(shingle - 1, 1))
+        self._lik = AnomalyLikelihood(short, likelihood_horizon, min_std)
+        self._window: deque[float] = deque(maxlen=scale_window)
+        self._lo = 0.0
+        self._hi = 0.0
+        self._since = 0
 
     def _features(self, x: float) -> dict[str, float]:
-        lo, hi = self._lo, self._hi
-        span = (hi - lo) if lo is not None and hi is not None and hi > lo else 1.0
-        base = lo if lo is not None else x
-        vals = [*list(self._recent)[-(self.shingle - 1) :], x] if self.shingle > 1 else [x]
-        vals = [x] * (self.shingle - len(vals)) + vals  # pad the first few shingles
-        return {f"x{i}": min(1.0, max(0.0, (v - base) / span)) for i, v in enumerate(vals)}
+        lo, hi, m = self._lo, self._hi, self.margin
+        span = hi - lo
+        if span <= 0.0:
+            span = max(abs(hi) * 0.01, 1e-9)
+        k = self.shingle
+        recent = list(itertools.islice(reversed(self._window), k - 1))[::-1] if k > 1 else []
+        vals = [x] * (k - 1 - len(recent)) + recent + [x]  # pad the first few shingles
+        a, b = lo, (1.0 - 2.0 * m) / span
+        return {f"x{i}": min(1.0, max(0.0, m + (v - a) * b)) for i, v in enumerate(vals)}
 
-    def _score(self, x: float, t: float | None) -> float:
-        if self._lo is None:
-            return 0.0
+    def _raw(self, x: float) -> float | None:
+        if not self._window or self._model._first_window:
+            return None
         return float(self._model.score_one(self._features(x)))
 
+    def _score(self, x: float, t: float | None) -> float:
+        raw = self._raw(x)
+        return 0.0 if raw is None else self._lik.score(raw)
+
     def _learn(self, x: float, t: float | None) -> None:
-        self._model.learn_one(self._features(x))
-        self._lo = x if self._lo is None else min(self._lo, x)
-        self._hi = x if self._hi is None else max(self._hi, x)
-        self._recent.append(x)
+        raw = self._raw(x)
+        if raw is not None:
+            self._lik.update(raw)
+        if self._window:
+            self._model.learn_one(self._features(x))
+        self._window.append(x)
+        self._since += 1
+        if self._since >= self.scale_step or len(self._window) <= self.scale_step:
+            self._since = 0
+            if self.scale_quantile > 0.0:
+                arr = np.fromiter(self._window, dtype=np.float64)
+                lo, hi = np.quantile(arr, [self.scale_quantile, 1.0 - self.scale_quantile])
+                self._lo, self._hi = float(lo), float(hi)
+            else:
+                self._lo, self._hi = min(self._window), max(self._window)
 
     def _get_state(self) -> dict[str, Any]:
         state = super()._get_state()
+        state["likelihood"] = self._lik.dump()
         state["model"] = pickle.dumps(self._model, protocol=pickle.HIGHEST_PROTOCOL)
         return state
 
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
-        if not isinstance(state.get("model"), bytes):
-            raise StateError("half_space_trees state lacks its model")
+        self._window = deque(self._window, maxlen=self._params["scale_window"])
+        if not isinstance(state.get("model"), bytes) or "likelihood" not in state:
+            raise StateError("half_space_trees state lacks its model or likelihood")
+        self._lik.load(state["likelihood"])
         self._model = pickle.loads(state["model"])  # trusted: written by to_bytes()
 
 
@@ -114,7 +169,7 @@ class IsolationForestDetector(Detector):
 
     name = "isolation_forest"
     max_state_bytes = 9 * 8192 + 4096
-    _state_fields = ("_buf", "_since_fit", "_fitted")
+    _state_fields = ("_buf", "_since_fit", "_fitted", "_n")
 
     def __init__(
         self,
@@ -123,6 +178,9 @@ class IsolationForestDetector(Detector):
         shingle: int = 4,
         n_estimators: int = 50,
         seed: int = 42,
+        short: int = 5,
+        likelihood_horizon: int = 1000,
+        min_std: float = 0.01,
     ) -> None:
         if shingle < 1 or window < 10 or refit_every < 1 or window + refit_every > 8000:
             raise ValueError("need shingle >= 1, window >= 10, window + refit_every <= 8000")
@@ -132,6 +190,9 @@ class IsolationForestDetector(Detector):
             shingle=shingle,
             n_estimators=n_estimators,
             seed=seed,
+            short=short,
+            likelihood_horizon=likelihood_horizon,
+            min_std=min_std,
         )
         self.window, self.refit_every, self.shingle = window, refit_every, shingle
         self.n_estimators, self.seed = n_estimators, seed
@@ -139,7 +200,10 @@ class IsolationForestDetector(Detector):
         self._buf: deque[float] = deque(maxlen=window + refit_every + shingle)
         self._since_fit = 0
         self._fitted = False
+        self._n = 0
         self._model: Any = None
+        self._lik = AnomalyLikelihood(short, likelihood_horizon, min_std)
+        self._cache: tuple[int, float, float] | None = None  # (n, x, raw) shared score→learn
 
     def _shingles(self, values: np.ndarray) -> np.ndarray:
         k = self.shingle
@@ -156,17 +220,34 @@ class IsolationForestDetector(Detector):
             n_estimators=self.n_estimators, random_state=self.seed, n_jobs=1
         ).fit(self._shingles(vals))
 
-    def _score(self, x: float, t: float | None) -> float:
+    def _raw(self, x: float) -> float | None:
         if not self._fitted:
-            return 0.0
+            return None
+        cache = self._cache
+        if cache is not None and cache[0] == self._n and cache[1] == x:
+            return cache[2]
         if self._model is None:
             self._fit()  # restored from bytes: rebuild the same model
         recent = list(self._buf)[-(self.shingle - 1) :] if self.shingle > 1 else []
         row = np.array([[x] * (self.shingle - 1 - len(recent)) + recent + [x]])
-        return float(-self._model.score_samples(row)[0])
+        raw = float(-self._model.score_samples(row)[0])
+        self._cache = (self._n, x, raw)
+        return raw
+
+    def _score(self, x: float, t: float | None) -> float:
+        raw = self._raw(x)
+        return 0.0 if raw is None else self._lik.score(raw)
 
     def _learn(self, x: float, t: float | None) -> None:
+        raw = self._raw(x)
+        if raw is not None:
+            self._lik.update(raw)
+        self._push(x)
+
+    def _push(self, x: float) -> None:
         self._buf.append(x)
+        self._n += 1
+        self._cache = None
         self._since_fit += 1
         if self._since_fit >= self.refit_every and len(self._buf) >= min(self.window, 100):
             self._since_fit = 0
@@ -175,12 +256,13 @@ class IsolationForestDetector(Detector):
 
     def _score_many(self, values: list[float], times: Any) -> np.ndarray:
         out = np.zeros(len(values))
+        lik = self._lik
         i = 0
         while i < len(values):
             if not self._fitted:
                 # Learn one by one until the first fit.
                 out[i] = 0.0
-                self._learn(values[i], None)
+                self._push(values[i])
                 i += 1
                 continue
             if self._model is None:
@@ -189,8 +271,23 @@ class IsolationForestDetector(Detector):
             prev = list(self._buf)[-(self.shingle - 1) :] if self.shingle > 1 else []
             prev = [values[i]] * (self.shingle - 1 - len(prev)) + prev
             chunk = np.array(prev + values[i : i + n])
-            out[i : i + n] = -self._model.score_samples(self._shingles(chunk))
-            for v in values[i : i + n]:
-                self._learn(v, None)
+            raws = (-self._model.score_samples(self._shingles(chunk))).tolist()
+            for k, (v, raw) in enumerate(zip(values[i : i + n], raws, strict=True)):
+                out[i + k] = lik.score(raw)
+                lik.update(raw)
+                self._push(v)
             i += n
         return out
+
+    def _get_state(self) -> dict[str, Any]:
+        state = super()._get_state()
+        state["likelihood"] = self._lik.dump()
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        if "likelihood" not in state:
+            raise StateError("isolation_forest state lacks its likelihood")
+        self._lik.load(state["likelihood"])
+        self._model = None
+        self._cache = None

@@ -6,9 +6,12 @@
   group) and installs it as ``ctx.inventory``, so the sink's enrichment joins every event with
   its registry entry;
 - follows the compacted control topic the same way and feeds commands to the rule engine;
-- adds a ``governance`` agent on the raw events topic: decode (``ctx.decode``), run
+- registers a batch handler on the sink agent's micro-batches of the raw events topic
+  (``ctx.add_batch_handler``; no faust agent of its own, so faust's per-record cost is paid
+  once): decode (``ctx.decode``, shared with the sink), run
   :class:`~auditstream.governance.rules.PolicyEngine`, publish violations as alert-engine
   :class:`~auditstream.alerts.model.Finding` s on ``<prefix>.findings`` (the same path as spikes);
+  the sink acks a batch only after this handler returned and ClickHouse stored the batch;
 - a 1 s timer fires expired deadlines (missing approvals, missing acknowledgements), writes the
   kill-switch verification log to ClickHouse and applies the auto-suspend policy.
 
@@ -270,21 +273,17 @@ def install(app: Any, ctx: Any) -> None:
             if verdict is not None:
                 engine.restore(msg.agent_id, msg.command_id, verdict[0], verdict[1])
 
-    @app.agent(ctx.events_topic, name="governance", concurrency=1)
-    async def governance_agent(stream: Any) -> None:
-        # Micro-batches like the sink (faust ``noack_take`` never acks by itself): each record
-        # is acked explicitly only after its whole batch was evaluated and the batch's findings
-        # (and auto-suspend commands) were handed on, so a crash before that point leaves the
-        # batch uncommitted and Kafka redelivers it (at-least-once, as before).
-        async for taken in stream.noack_take(
-            settings.sink_batch_size, within=settings.sink_batch_seconds
-        ):
-            await drain_controls()
-            violations = evaluate(taken)
-            if violations:
-                await publish(violations)
-            for event in taken:
-                await stream.ack(event)
+    async def governance_batch(taken: list[Any]) -> None:
+        # Runs on the sink agent's micro-batches (ctx.add_batch_handler) instead of in an agent
+        # of its own, so faust's per-record cost is not paid a second time. The sink acks the
+        # batch only after this returned (findings and auto-suspend commands handed on) and
+        # after ClickHouse stored it: a crash before that point redelivers the batch.
+        await drain_controls()
+        violations = evaluate(taken)
+        if violations:
+            await publish(violations)
+
+    ctx.add_batch_handler(governance_batch)
 
     def evaluate(taken: list[Any]) -> list[Violation]:
         """Run the rules over one batch, in offset order (pure apart from the engine's state)."""

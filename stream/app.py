@@ -20,7 +20,7 @@ import asyncio
 import importlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,21 @@ class StreamContext:
     # Shared by every agent on the events topic (see DecodeCache); ``create_app`` sets its
     # ``readers`` once the plugins are installed. With one reader it is a pass-through.
     decode_cache: DecodeCache = field(default_factory=DecodeCache)
+    batch_handlers: list[Callable[[list[Any]], Awaitable[None]]] = field(default_factory=list)
+
+    def add_batch_handler(self, handler: Callable[[list[Any]], Awaitable[None]]) -> None:
+        """Have ``await handler(events)`` run on every micro-batch the sink agent takes.
+
+        The cheap alternative to a plugin agent of its own on the events topic: faust's
+        per-record cost (conductor fan-out, stream iteration, ack bookkeeping) is paid once
+        for the sink and all handlers. ``events`` are the faust events of the batch (every
+        record, including those the sink's replay guard will skip), in consumption order; read
+        ``event.message`` and decode with :meth:`decode`. The batch is acked only after every
+        handler returned *and* ClickHouse stored it, so a handler is at-least-once like the
+        sink; an exception stops the sink agent without an ack (redelivery). A handler must not
+        change the list and, like everything in the agent, should not block the event loop.
+        """
+        self.batch_handlers.append(handler)
 
     def decode(self, raw: bytes | None, coords: KafkaCoords) -> EnrichedEvent | DeadLetter:
         """The exact decode → validate → enrich the sink runs (never raises).
@@ -224,7 +239,8 @@ def create_app(
     # through ctx.decode: with N of them the cache hands one decode to all N. Bounded by what
     # can be in flight between the fastest and the slowest agent (channel buffers plus the
     # sink's take buffer and its two queued batches); a record pushed out is decoded again.
-    ctx.decode_cache.readers = events_topic_agents(app, settings.topics.events)
+    readers = events_topic_agents(app, settings.topics.events) + len(ctx.batch_handlers)
+    ctx.decode_cache.readers = readers
     ctx.decode_cache.capacity = 2 * app.conf.stream_buffer_maxsize + 4 * settings.sink_batch_size
 
     @app.on_partitions_revoked.connect
@@ -255,6 +271,7 @@ async def _run_sink(ctx: StreamContext, sink: Any, guard: Any, stream: Any) -> N
     silently stalling (no ack happened for the failed batch, so nothing is lost).
     """
     settings = ctx.settings
+    handlers = list(ctx.batch_handlers)
     pending: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2)
 
     async def writer() -> None:
@@ -269,6 +286,10 @@ async def _run_sink(ctx: StreamContext, sink: Any, guard: Any, stream: Any) -> N
         async for taken in stream.noack_take(
             settings.sink_batch_size, within=settings.sink_batch_seconds
         ):
+            # Plugins' batch handlers (e.g. governance rules) see every record before the
+            # batch is queued; the writer acks it only after the insert, so after both.
+            for handler in handlers:
+                await handler(taken)
             put = asyncio.ensure_future(pending.put(taken))
             await asyncio.wait({put, writer_task}, return_when=asyncio.FIRST_COMPLETED)
             if writer_task.done():

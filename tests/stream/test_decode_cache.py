@@ -92,6 +92,11 @@ def test_create_app_counts_the_agents_on_the_events_topic(monkeypatch: pytest.Mo
             async for _ in stream.events():
                 pass
 
+        async def handler(events: list[Any]) -> None:  # pragma: no cover - never started
+            pass
+
+        ctx.add_batch_handler(handler)
+
         @app.agent(ctx.findings_topic, name="p2")
         async def p2(stream: Any) -> None:  # pragma: no cover - never started
             async for _ in stream.events():
@@ -103,7 +108,9 @@ def test_create_app_counts_the_agents_on_the_events_topic(monkeypatch: pytest.Mo
         Settings(topics=Topics("unitcache")), plugins=(plugin.__name__,), client_factory=list
     )
     ctx = app.stream_context  # type: ignore[attr-defined]
-    assert ctx.decode_cache.readers == 2  # the sink and p1; p2 reads another topic
+    # The sink, p1 and the batch handler; p2 reads another topic.
+    assert ctx.decode_cache.readers == 3 and len(ctx.batch_handlers) == 1
     raw, c = raw_event(), KafkaCoords("unitcache.events", 0, 3)
     first = ctx.decode(raw, c)
-    assert ctx.decode(raw, c) is first and len(ctx.decode_cache) == 0
+    assert ctx.decode(raw, c) is first and ctx.decode(raw, c) is first
+    assert len(ctx.decode_cache) == 0
