@@ -19,6 +19,7 @@ import statistics
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from auditstream.alerts.engine import Engine, EnginePolicy
 from auditstream.alerts.signals import (
     AGENT_SILENT,

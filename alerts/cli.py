@@ -23,9 +23,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
 
 def _client() -> Any:
-    from auditstream.stream.clickhouse import get_client
-
     from auditstream.settings import Settings
+    from auditstream.stream.clickhouse import get_client
 
     return get_client(Settings.from_env())
 
@@ -330,7 +329,6 @@ def alerts_inject(
     """Demo: produce 45 min of traffic for 4 agents with an error spike on `demo-spiky` and a
     complaint burst on `demo-complained` (5 min ago, event time) to the events topic."""
     from auditstream.alerts.inject import produce_demo_incidents
-
     from auditstream.settings import Settings
 
     try:

@@ -38,6 +38,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import msgspec
+
 from auditstream.alerts.model import Alert
 
 log = logging.getLogger(__name__)

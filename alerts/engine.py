@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
+from msgspec import Struct, field
+
 from auditstream.alerts.model import (
     Alert,
     Finding,
@@ -36,7 +38,6 @@ from auditstream.alerts.model import (
     incident_id_for,
     utc,
 )
-from msgspec import Struct, field
 
 Phase = Literal["inactive", "pending", "firing"]
 

@@ -167,8 +167,9 @@ def produce_demo_incidents(settings: Any, *, seed: int = 0, live_s: float = 0.0)
     ``live_s`` seconds, live traffic as wall time passes. Returns a one-line summary; raises
     ``RuntimeError`` when the broker did not acknowledge every event.
     """
-    from auditstream.producers.contract import encode_event
     from confluent_kafka import Producer
+
+    from auditstream.producers.contract import encode_event
 
     now = time.time()
     scenario, start, inject_at = demo_scenario(now, seed)

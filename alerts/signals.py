@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from scipy.special import betainc
+
 from auditstream.alerts.model import Finding, Severity, utc
 from auditstream.detectors import CountSpike, load_detector, make_detector
-from scipy.special import betainc
 
 BUCKET_S = 10.0  # resolution of the sliding windows
 MINUTE = 60.0

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+
 from auditstream.alerts.engine import AlertState, EnginePolicy, incident_for_alert, is_idle, step
 from auditstream.alerts.engine import tick as engine_tick
 from auditstream.alerts.model import (

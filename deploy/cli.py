@@ -101,7 +101,6 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     def topics() -> None:
         """Create the pipeline's Kafka topics if missing (explicit partitions, compaction)."""
         from auditstream.deploy.topics import ensure_topics, topic_specs
-
         from auditstream.settings import Settings
 
         settings = Settings.from_env()
@@ -129,13 +128,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @groups["db"].command("migrate")
     def db_migrate() -> None:
         """Create the database and apply pending sql/migrations (idempotent)."""
+        from auditstream.settings import Settings, redact_url
         from auditstream.stream.clickhouse import (
             ClickHouseConfigError,
             MigrationError,
             migrate_settings,
         )
-
-        from auditstream.settings import Settings, redact_url
 
         settings = Settings.from_env()
         try:
@@ -162,9 +160,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         list_: Annotated[bool, typer.Option("--list", help="List the named queries")] = False,
     ) -> None:
         """Run an analysts' named query against AUDITSTREAM_CLICKHOUSE_URL."""
-        from auditstream.stream import clickhouse as ch
-
         from auditstream.settings import Settings, redact_url
+        from auditstream.stream import clickhouse as ch
 
         if list_ or name is None:
             _print_query_list()
@@ -194,6 +191,7 @@ def measure_stack(rows: int) -> dict[str, float]:
     import time
 
     import pyarrow as pa
+
     from auditstream.deploy.broker import DevBroker
     from auditstream.deploy.clickhouse_server import ClickHouseServer
     from auditstream.deploy.procs import free_port
@@ -256,9 +254,10 @@ def parse_params(items: list[str]) -> dict[str, str]:
 
 
 def _print_query_list() -> None:
-    from auditstream.stream import clickhouse as ch
     from rich.console import Console
     from rich.table import Table
+
+    from auditstream.stream import clickhouse as ch
 
     table = Table("query", "parameters", "description")
     for q in ch.list_queries():

@@ -33,7 +33,6 @@ from auditstream.deploy.alertmanager import AlertmanagerServer, alertmanager_bin
 from auditstream.deploy.broker import BROKER_KINDS, BrokerKind, DevBroker
 from auditstream.deploy.clickhouse_server import ClickHouseServer
 from auditstream.deploy.procs import is_alive, read_pid, remove_pid, stop_pid, tail, write_pid
-
 from auditstream.settings import Settings
 
 STACK_JSON = "stack.json"
@@ -316,17 +315,23 @@ class LocalStack:
             },
         }  # fmt: skip
 
+    def _pids(self) -> dict[str, int | None]:
+        """PIDs of this stack's processes; Alertmanager only when this stack runs one."""
+        pids = {
+            "broker": self.broker.pid,
+            "clickhouse": self.clickhouse.pid,
+            "worker": self.worker_pid(),
+        }
+        if self.alertmanager is not None:
+            pids["alertmanager"] = self.alertmanager.pid
+        return pids
+
     def _record(self, running: bool = True) -> None:
         data = {
             **asdict(self.config),
             "running": running,
             "updated_at": datetime.now(UTC).isoformat(),
-            "pids": {
-                "broker": self.broker.pid,
-                "clickhouse": self.clickhouse.pid,
-                "worker": self.worker_pid(),
-                "alertmanager": self.alertmanager.pid if self.alertmanager else None,
-            },
+            "pids": self._pids(),
             "bootstrap": self.settings.kafka_bootstrap,
             "clickhouse_http": self.clickhouse.http_url,
         }

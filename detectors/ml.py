@@ -4,12 +4,17 @@ Both see a *shingle* (the current value and the ``shingle - 1`` before it), so t
 a change in shape, not only an unusual level.
 
 - :class:`HalfSpaceTreesDetector` wraps ``river.anomaly.HalfSpaceTrees``, which needs every
-  feature in ``[0, 1]``: values are min-max scaled by the running range seen so far (values
-  beyond it are clipped, which is itself what makes them stand out).
+  feature in ``[0, 1]``: values are scaled by the range of a trailing window into the middle
+  of ``[0, 1]`` (a running min-max over everything seen would squash the data after the first
+  outlier), so values beyond the recent range land in the sparse margins.
 - :class:`IsolationForestDetector` refits ``sklearn.ensemble.IsolationForest`` every
   ``refit_every`` values on the trailing ``window`` shingles (a batch model used in a stream).
-  Its state is only that trailing buffer: the model is rebuilt from it (fixed seed), so the
-  state stays small and restores exactly.
+  Its state is that trailing buffer and a few numbers: the model is rebuilt from it (fixed
+  seed), so the state stays small and restores exactly.
+
+Both report the raw model score through an anomaly likelihood
+(:mod:`auditstream.detectors.likelihood`), as the default detector does, so that one
+threshold works across series whose raw scores have different levels and spreads.
 
 >>> from auditstream.detectors.ml import IsolationForestDetector
 >>> det = IsolationForestDetector(window=200, refit_every=100, n_estimators=20)
@@ -59,7 +64,7 @@ class HalfSpaceTreesDetector(Detector):
 
     name = "half_space_trees"
     max_state_bytes = 512 * 1024
-    _state_fields = ("_window", "_lo", "_hi", "_since")
+    _state_fields = ("_window", "_lo", "_hi", "_since", "_n")
 
     def __init__(
         self,
@@ -68,10 +73,10 @@ class HalfSpaceTreesDetector(Detector):
         window_size: int = 250,
         shingle: int = 4,
         seed: int = 42,
-        scale_window: int = 1000,
+        scale_window: int = 3000,
         scale_step: int = 10,
         scale_quantile: float = 0.0,
-        margin: float = 0.2,
+        margin: float = 0.4,
         short: int = 5,
         likelihood_horizon: int = 1000,
         min_std: float = 0.01,
@@ -106,6 +111,8 @@ class HalfSpaceTreesDetector(Detector):
         self._lo = 0.0
         self._hi = 0.0
         self._since = 0
+        self._n = 0
+        self._cache: tuple[int, float, float] | None = None  # (n, x, raw) shared score→learn
 
     def _features(self, x: float) -> dict[str, float]:
         lo, hi, m = self._lo, self._hi, self.margin
@@ -121,7 +128,12 @@ class HalfSpaceTreesDetector(Detector):
     def _raw(self, x: float) -> float | None:
         if not self._window or self._model._first_window:
             return None
-        return float(self._model.score_one(self._features(x)))
+        cache = self._cache
+        if cache is not None and cache[0] == self._n and cache[1] == x:
+            return cache[2]
+        raw = float(self._model.score_one(self._features(x)))
+        self._cache = (self._n, x, raw)
+        return raw
 
     def _score(self, x: float, t: float | None) -> float:
         raw = self._raw(x)
@@ -134,6 +146,8 @@ class HalfSpaceTreesDetector(Detector):
         if self._window:
             self._model.learn_one(self._features(x))
         self._window.append(x)
+        self._n += 1
+        self._cache = None
         self._since += 1
         if self._since >= self.scale_step or len(self._window) <= self.scale_step:
             self._since = 0
@@ -156,6 +170,7 @@ class HalfSpaceTreesDetector(Detector):
         if not isinstance(state.get("model"), bytes) or "likelihood" not in state:
             raise StateError("half_space_trees state lacks its model or likelihood")
         self._lik.load(state["likelihood"])
+        self._cache = None
         self._model = pickle.loads(state["model"])  # trusted: written by to_bytes()
 
 
@@ -163,8 +178,11 @@ class HalfSpaceTreesDetector(Detector):
 class IsolationForestDetector(Detector):
     """scikit-learn ``IsolationForest`` refit periodically on a trailing window of shingles.
 
-    Score: ``-score_samples`` (the paper's ``2^(-E[h]/c(n))``), in ``(0, 1]``; ~0.5 is normal.
-    The batch form scores all values between two refits with one vectorised call.
+    Raw score: ``-score_samples`` (the paper's ``2^(-E[h]/c(n))``, in ``(0, 1]``, ~0.5 is
+    normal). Its level and spread differ per series and shift at every refit, so it goes
+    through :class:`~auditstream.detectors.likelihood.AnomalyLikelihood` (recent mean raw score
+    against its own running Gaussian, log tail) before it is reported: one threshold then fits
+    all series. The batch form scores all values between two refits with one vectorised call.
     """
 
     name = "isolation_forest"
@@ -175,7 +193,7 @@ class IsolationForestDetector(Detector):
         self,
         window: int = 1000,
         refit_every: int = 250,
-        shingle: int = 4,
+        shingle: int = 2,
         n_estimators: int = 50,
         seed: int = 42,
         short: int = 5,

@@ -23,6 +23,8 @@ from .base import Detector, register
 __all__ = ["EWMAZScore", "RobustZScore", "WindowedGaussian"]
 
 _SQRT2 = math.sqrt(2.0)
+_LN10 = math.log(10.0)
+_SQRT_PI = math.sqrt(math.pi)
 
 
 def _z_to_score(z: float) -> float:
@@ -30,13 +32,29 @@ def _z_to_score(z: float) -> float:
 
 
 def _z_to_log_score(z: float) -> float:
-    """Two-sided Gaussian tail of ``z`` on a log scale: ``-log10 P(|Z| >= |z|) / 10``.
+    """Two-sided Gaussian tail of ``z`` on a log scale, squashed into ``[0, 1)``: ``L/(L + 10)``.
 
-    The plain ``erf(|z|/√2)`` saturates at 1.0 from z ≈ 8.3, so heavy-tailed data ties at 1.0;
-    this keeps deviations ordered up to z ≈ 37 (tail 1e-300 → 1.0); 3σ ≈ 0.008.
+    ``L = -log10 P(|Z| >= |z|)`` is computed without underflow (asymptotic series far out), so
+    the score keeps growing with ``|z|`` instead of tying at 1.0: heavy-tailed data, where
+    MAD-scaled z-scores of 40 or 4000 are common, stays ordered and one threshold can pick the
+    largest deviations.
+    3σ ≈ 0.20, a 1e-10 tail = 0.5, a 1e-100 tail ≈ 0.91.
+
+    >>> _z_to_log_score(0.0), round(_z_to_log_score(3.0), 2)
+    (0.0, 0.2)
+    >>> _z_to_log_score(40.0) < _z_to_log_score(41.0) < _z_to_log_score(4000.0) < 1.0
+    True
     """
-    tail = math.erfc(abs(z) / _SQRT2)
-    return 1.0 if tail <= 1e-300 else max(0.0, -math.log10(tail) / 300.0)
+    az = min(abs(z), 1e150)  # beyond that u*u overflows; nothing real gets there
+    if az < 37.0:
+        logl = -math.log10(math.erfc(az / _SQRT2))
+    else:  # erfc underflows: its asymptotic series (relative error < 1e-11 from here on)
+        u = az / _SQRT2
+        w = 1.0 / (2.0 * u * u)
+        series = 1.0 - w + 3.0 * w * w - 15.0 * w**3
+        logl = (u * u + math.log(u * _SQRT_PI) - math.log(series)) / _LN10
+    logl = max(0.0, logl)
+    return logl / (logl + 10.0)
 
 
 @register

@@ -160,9 +160,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         )
         if history:
             from auditstream.governance.store import history as load_history
-            from auditstream.stream.clickhouse import get_client
-
             from auditstream.settings import Settings
+            from auditstream.stream.clickhouse import get_client
 
             client = get_client(Settings.from_env())
             try:
@@ -216,9 +215,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             plan_sync,
             publish_records,
         )
-        from auditstream.stream.clickhouse import get_client
-
         from auditstream.settings import Settings
+        from auditstream.stream.clickhouse import get_client
 
         path = _registry_path(registry)
         reg = _load(path)
@@ -253,7 +251,6 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         """Sync the demo registry and produce governance demo traffic (compliant + violations)."""
         from auditstream.governance.demo import run_governance_demo
         from auditstream.producers.client import AuditClient
-
         from auditstream.settings import Settings
 
         settings = Settings.from_env()
@@ -268,9 +265,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     def killswitch_cmd(agent_id: str | None = typer.Argument(None)) -> None:
         """Kill-switch verification as the pipeline recorded it (the only proof of a stop)."""
         from auditstream.governance.store import kill_switch_status
-        from auditstream.stream.clickhouse import get_client
-
         from auditstream.settings import Settings
+        from auditstream.stream.clickhouse import get_client
 
         client = get_client(Settings.from_env())
         try:
@@ -288,7 +284,6 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     def _command(state: str, agent_id: str, by: str, reason: str) -> None:
         from auditstream.governance.store import publish_command
         from auditstream.producers.killswitch import new_command
-
         from auditstream.settings import Settings
 
         try:
@@ -372,9 +367,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         if registry is not None:
             kpis = compute_kpis(_load(registry))
         else:
-            from auditstream.stream.clickhouse import get_client
-
             from auditstream.settings import Settings
+            from auditstream.stream.clickhouse import get_client
 
             client = get_client(Settings.from_env())
             try:

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta, Struct, field
+
 from auditstream.governance.rubric import (
     Autonomy,
     ImpactLevel,
@@ -36,7 +38,6 @@ from auditstream.governance.rubric import (
     policy_for,
 )
 from auditstream.producers.contract import MAX_ID_CHARS, DecisionType
-from msgspec import Meta, Struct, field
 
 REGISTRY_VERSION = 1
 

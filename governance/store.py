@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+
 from auditstream.governance.registry import AgentEntry, Registry, diff_entries
 from auditstream.governance.rubric import derive_tier
 from auditstream.producers.killswitch import ControlMessage, encode_control
-
 from auditstream.settings import Settings
 
 REGISTRY_COLUMNS: tuple[str, ...] = (

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from auditstream.producers.client import HEADERS, AuditClient, producer_config
 from auditstream.producers.contract import AuditEvent, encode_event, validate_event
 from auditstream.producers.workload import events as workload_events
-
 from auditstream.settings import Settings
 
 

@@ -14,8 +14,9 @@ import typer
 from auditstream.settings import Settings
 
 if TYPE_CHECKING:
-    from auditstream.producers.produce import ProduceReport
     from rich.console import Console
+
+    from auditstream.producers.produce import ProduceReport
 
 
 def _settings(bootstrap: str | None, topic_prefix: str | None = None) -> Settings:
@@ -55,9 +56,10 @@ def produce(
     Without --skip-invalid the whole input is checked first and nothing is sent if a line is
     invalid. Exit codes: 0 all sent; 1 invalid lines; 3 delivery failures.
     """
+    from rich.console import Console
+
     from auditstream.producers import produce as p
     from auditstream.producers.client import AuditClient
-    from rich.console import Console
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     settings = _settings(bootstrap)

@@ -51,7 +51,6 @@ from auditstream.producers.contract import (
     Prompt,
     validate_event,
 )
-
 from auditstream.settings import Settings, mask_if_secret
 
 log = logging.getLogger(__name__)

@@ -20,14 +20,6 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from auditstream.producers.client import (
-    HEADERS,
-    AuditClient,
-    AuditClientError,
-    BufferFull,
-    producer_config,
-)
-from auditstream.producers.workload import generate_records
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -38,6 +30,15 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+
+from auditstream.producers.client import (
+    HEADERS,
+    AuditClient,
+    AuditClientError,
+    BufferFull,
+    producer_config,
+)
+from auditstream.producers.workload import generate_records
 
 
 def _progress(console: Console) -> Progress:
@@ -80,7 +81,6 @@ def run_demo(
     from auditstream.deploy.broker import BrokerError
     from auditstream.deploy.clickhouse_server import ClickHouseServerError
     from auditstream.deploy.local import STACK_JSON, LocalStack, StackError
-
     from auditstream.settings import Settings
 
     base = Settings.from_env()

@@ -35,9 +35,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
-from auditstream.producers.contract import MAX_ID_CHARS, SuspensionAck, make_event
 from msgspec import Meta, Struct
 
+from auditstream.producers.contract import MAX_ID_CHARS, SuspensionAck, make_event
 from auditstream.settings import Settings
 
 if TYPE_CHECKING:

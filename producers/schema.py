@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
 from auditstream.producers.contract import (
     DATA_TYPES,
     MAX_EVENT_BYTES,

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from auditstream.settings import Settings
 from auditstream.stream.enrich import (
     DEFAULT_HASH_KEY,
     EmptyInventory,
@@ -32,8 +33,6 @@ from auditstream.stream.enrich import (
     KafkaCoords,
 )
 from auditstream.stream.validate import DeadLetter, DecodeCache, decode
-
-from auditstream.settings import Settings
 
 if TYPE_CHECKING:
     import faust
@@ -195,6 +194,7 @@ def create_app(
 ) -> faust.App:
     """Build the worker's faust app (sink agent + plugins); ``app.stream_context`` is the ctx."""
     import faust
+
     from auditstream.stream.guard import ReplayGuard
     from auditstream.stream.sink import ClickHouseSink
 
@@ -248,6 +248,16 @@ def create_app(
         # Not needed for correctness (a hit requires identical bytes), but a revoked
         # partition's records will not be read here again.
         ctx.decode_cache.clear()
+
+    @app.on_before_shutdown.connect
+    async def _report_decodes(sender: Any, **kwargs: Any) -> None:
+        cache = ctx.decode_cache
+        log.info(
+            "decode cache: %d hits, %d decodes (%d readers per record)",
+            cache.hits,
+            cache.misses,
+            cache.readers,
+        )
 
     return app
 

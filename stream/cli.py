@@ -52,9 +52,8 @@ def worker(
         raise typer.Exit(_run_many(workers, loglevel, plugins))
     import logging
 
-    from auditstream.stream.app import PLUGINS, create_app
-
     from auditstream.settings import Settings
+    from auditstream.stream.app import PLUGINS, create_app
 
     settings = Settings.from_env()
     selected = _plugins_from(plugins)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import msgspec
+
 from auditstream.producers.contract import (
     Action,
     Approval,

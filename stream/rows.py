@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import msgspec
 import pyarrow as pa
+
 from auditstream.producers.contract import (
     SCHEMA_VERSION,
     Action,

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+
 from auditstream.alerts.delivery import Deliverer, DeliveryConfig, Receiver
 from auditstream.alerts.engine import Engine, EnginePolicy
 from auditstream.alerts.model import Finding

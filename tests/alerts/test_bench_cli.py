@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from auditstream.alerts.bench import make_workload
 from typer.testing import CliRunner
 
+from auditstream.alerts.bench import make_workload
 from auditstream.cli import app
 
 

@@ -9,6 +9,7 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from auditstream.alerts.delivery import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

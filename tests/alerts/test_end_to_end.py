@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import pytest
+
 from auditstream.alerts.inject import IncidentScenario, Injected
 from auditstream.producers.contract import encode_event
 

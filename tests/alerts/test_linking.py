@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+
 from auditstream.producers.contract import Action, Complaint, encode_event, make_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

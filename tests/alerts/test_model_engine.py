@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from auditstream.alerts.engine import AlertState, Engine, EnginePolicy, group_key
 from auditstream.alerts.model import (
     Finding,

@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from typer.testing import CliRunner
+
 from auditstream.alerts.delivery import DeliveryRecord
 from auditstream.alerts.engine import Engine
 from auditstream.alerts.model import Finding
@@ -16,8 +18,6 @@ from auditstream.alerts.store import (
     insert_incidents,
     load_active,
 )
-from typer.testing import CliRunner
-
 from auditstream.cli import app
 
 pytestmark = pytest.mark.integration

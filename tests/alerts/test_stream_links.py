@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+
 from auditstream.alerts.stream import _decode_links, _Link, link_partition
 
 

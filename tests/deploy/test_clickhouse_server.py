@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from auditstream.deploy.clickhouse_server import ClickHouseServer, ClickHouseServerError
 from auditstream.deploy.procs import free_port, is_alive, port_open
 

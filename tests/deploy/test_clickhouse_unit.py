@@ -4,6 +4,7 @@ query parameters (no server)."""
 from __future__ import annotations
 
 import pytest
+
 from auditstream.stream import clickhouse as ch
 
 

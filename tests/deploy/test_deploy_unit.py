@@ -8,13 +8,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from auditstream.deploy import procs
 from auditstream.deploy.broker import BrokerError, DevBroker, broker_command
 from auditstream.deploy.cli import parse_params
 from auditstream.deploy.clickhouse_server import render_config
 from auditstream.deploy.local import settings_env
 from auditstream.deploy.topics import TopicSpec, topic_specs
-
 from auditstream.settings import Settings, Topics
 
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from auditstream.deploy.local import LocalStack
 from auditstream.deploy.procs import free_port, is_alive
-
 from auditstream.settings import Settings
 
 pytestmark = pytest.mark.integration

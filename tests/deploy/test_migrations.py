@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from auditstream.stream import clickhouse as ch
 
 pytestmark = pytest.mark.integration

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from auditstream.deploy.topics import TopicSpec, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.integration

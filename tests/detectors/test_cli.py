@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from auditstream.detectors.nab import load_corpus, load_results, score_corpus
 from typer.testing import CliRunner
 
 from auditstream.cli import app
+from auditstream.detectors.nab import load_corpus, load_results, score_corpus
 
 FILES = [
     "artificialWithAnomaly/art_daily_jumpsup.csv",

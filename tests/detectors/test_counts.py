@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from auditstream.detectors import CountSpike, DetectorInputError, load_detector
 from scipy.stats import nbinom
+
+from auditstream.detectors import CountSpike, DetectorInputError, load_detector
 
 MINUTE = 60.0
 

@@ -6,8 +6,9 @@ import doctest
 import importlib
 import pkgutil
 
-import auditstream.detectors as pkg
 import pytest
+
+import auditstream.detectors as pkg
 
 MODULES = sorted(
     ["auditstream.detectors"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from auditstream.detectors import DetectorInputError, load_detector
 from auditstream.detectors.multivariate import MultivariateGaussian
 

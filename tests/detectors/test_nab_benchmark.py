@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from auditstream.detectors import make_detector
 from auditstream.detectors.nab import run_detector, score_corpus
 

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+
 from auditstream.detectors import (
     DETECTORS,
     DetectorInputError,
@@ -28,7 +29,13 @@ FAST: dict[str, dict[str, object]] = {
     "windowed_gaussian": {"window": 100, "step": 10},
     "ewma_zscore": {"warmup": 10},
     "robust_zscore": {"window": 64, "step": 8},
-    "half_space_trees": {"n_trees": 3, "height": 4, "window_size": 40, "shingle": 2},
+    "half_space_trees": {
+        "n_trees": 3,
+        "height": 4,
+        "window_size": 40,
+        "shingle": 2,
+        "scale_window": 100,
+    },
     "isolation_forest": {"window": 100, "refit_every": 50, "n_estimators": 10},
     "count_spike": {"bucket_seconds": 60.0, "half_life_buckets": 30.0, "min_count": 1},
 }

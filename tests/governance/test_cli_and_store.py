@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from auditstream.governance.registry import load_registry, parse_registry
-from auditstream.governance.report import compute_kpis, render_text
-from auditstream.governance.store import REGISTRY_COLUMNS, plan_sync, registry_row
 from typer.testing import CliRunner
 
 from auditstream.cli import app
+from auditstream.governance.registry import load_registry, parse_registry
+from auditstream.governance.report import compute_kpis, render_text
+from auditstream.governance.store import REGISTRY_COLUMNS, plan_sync, registry_row
 
 runner = CliRunner()
 ENTRY = """\

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import auditstream.governance as gov
 import pytest
+
+import auditstream.governance as gov
 from auditstream.governance.demo import (
     COMPLIANT_AGENTS,
     EXPECTED,
@@ -54,8 +55,9 @@ def governance_findings(settings: Any, seen: set[tuple[str, str]], consumer: Any
 
 
 def test_every_rule_fires_and_compliant_traffic_does_not(make_env: Any) -> None:
-    from auditstream.producers.client import AuditClient
     from confluent_kafka import Consumer, TopicPartition
+
+    from auditstream.producers.client import AuditClient
 
     env = make_env("noida", partitions=2)
     settings = env.settings

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+
 from auditstream.producers.client import AgentSuspended
 from auditstream.producers.contract import SuspensionAck
 from auditstream.producers.killswitch import (
@@ -71,10 +72,11 @@ def test_apply_fills_the_client_seam_and_acknowledges_only_served_agents() -> No
 @pytest.mark.integration
 @pytest.mark.parametrize("broker", ["noida", "tansu"])
 def test_suspended_agent_is_refused_by_the_sdk(make_env: Any, broker: str) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
     from auditstream.governance.store import publish_command
     from auditstream.producers.client import AuditClient
     from auditstream.producers.contract import decode_event
-    from confluent_kafka import Consumer, TopicPartition
 
     env = make_env(broker, partitions=2)
     settings = env.settings

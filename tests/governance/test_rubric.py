@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from auditstream.governance.rubric import TIER_POLICIES, derive_tier, effective_tier, policy_for
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from auditstream.governance.registry import Registry, parse_registry
 from auditstream.governance.rules import (
     KILL_SWITCH_NOT_HONOURED,

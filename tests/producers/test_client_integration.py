@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from auditstream.producers.client import (
     AuditClient,
     BufferFull,
@@ -23,7 +24,6 @@ from auditstream.producers.client import (
 )
 from auditstream.producers.contract import CONTENT_TYPE, decode_event
 from auditstream.producers.workload import generate_records
-
 from auditstream.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -47,8 +47,9 @@ def make_topic(bootstrap: str, partitions: int = 3) -> str:
 def _drop_topics():
     """Delete this test's topics afterwards: the shared broker's snapshot grows with each."""
     yield
-    from auditstream.deploy.procs import port_open
     from confluent_kafka.admin import AdminClient
+
+    from auditstream.deploy.procs import port_open
 
     while _created:
         bootstrap, name = _created.pop()

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+
 from auditstream.producers.client import (
     AgentSuspended,
     AuditClient,
@@ -17,7 +18,6 @@ from auditstream.producers.client import (
     producer_config,
 )
 from auditstream.producers.contract import Action, make_event
-
 from auditstream.settings import Settings
 
 # Nothing listens here: librdkafka connects lazily, so these tests never reach a broker.

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from auditstream.producers.contract import (
     CONTENT_TYPE,
     DATA_TYPES,

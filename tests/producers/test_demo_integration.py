@@ -12,11 +12,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ~40 s: starts a whol
 
 
 def test_demo_brings_up_the_stack_and_every_row_arrives(tmp_path: Path) -> None:
+    from rich.console import Console
+
     from auditstream.deploy.local import LocalStack
     from auditstream.deploy.procs import free_port
     from auditstream.producers.demo import run_demo
     from auditstream.stream.clickhouse import get_client
-    from rich.console import Console
 
     state = tmp_path / "stack"
     ports = (free_port(), free_port(), free_port())

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+
 from auditstream.producers import schema
 from auditstream.producers.contract import DATA_TYPES, EVENT_TYPES, ContractError, decode_event
 from auditstream.producers.workload import MALFORMED_KINDS, generate_records

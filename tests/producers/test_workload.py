@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+
 from auditstream.producers.contract import DECISION_TYPES, ContractError, decode_event
 from auditstream.producers.workload import (
     AGENTS,

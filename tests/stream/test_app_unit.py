@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from auditstream.producers.contract import Prompt, encode_event, make_event
+from auditstream.settings import Settings, Topics
 from auditstream.stream.app import (
     PLUGINS,
     StreamContext,
@@ -20,8 +22,6 @@ from auditstream.stream.app import (
 )
 from auditstream.stream.enrich import AgentInfo, DictInventory, EnrichedEvent, KafkaCoords
 from auditstream.stream.validate import DeadLetter
-
-from auditstream.settings import Settings, Topics
 
 
 def test_broker_urls() -> None:
@@ -117,10 +117,10 @@ def test_pii_hash_key_comes_from_settings() -> None:
 
 
 def test_cli_registers_worker_and_bench_pipeline() -> None:
-    from auditstream.stream.cli import _plugins_from
     from typer.testing import CliRunner
 
     from auditstream.cli import app
+    from auditstream.stream.cli import _plugins_from
 
     runner = CliRunner()
     assert "--plugins" in runner.invoke(app, ["worker", "--help"]).output

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from auditstream.producers.workload import generate_records
 from auditstream.stream.clickhouse import get_client, run_query
 from auditstream.stream.enrich import EmptyInventory, EnrichedEvent, KafkaCoords

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from auditstream.producers.contract import Prompt, encode_event, make_event
+from auditstream.settings import Settings, Topics
 from auditstream.stream.app import create_app
 from auditstream.stream.enrich import EnrichedEvent, KafkaCoords
 from auditstream.stream.validate import DeadLetter, DecodeCache, decode
-
-from auditstream.settings import Settings, Topics
 
 
 def raw_event(text: str = "x") -> bytes:

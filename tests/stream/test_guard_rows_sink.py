@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+
 from auditstream.producers.workload import generate_records
 from auditstream.stream.enrich import EmptyInventory, EnrichedEvent, KafkaCoords
 from auditstream.stream.guard import ReplayGuard

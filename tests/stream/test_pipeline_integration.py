@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from auditstream.producers.workload import Record, generate_records
 
 pytestmark = pytest.mark.integration

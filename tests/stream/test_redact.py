@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from auditstream.stream.redact import hash_customer_id, redact
 
 
