@@ -164,12 +164,9 @@ def run_kill_switch_demo(settings: Any, client: Any, *, wait: float = 15.0) -> d
     return commands
 
 
-def run_governance_demo(settings: Any, client: Any, registry_path: Any = None) -> list[str]:
-    """Sync the demo registry, produce the scenario, run the kill-switch demo; report lines.
-
-    Called by ``auditstream demo`` right after the stack is up (before the workload, so the
-    workload's events are joined with the registry) and by ``auditstream agents demo``.
-    """
+def sync_demo_registry(settings: Any, registry_path: Any = None) -> str:
+    """Publish and store the demo registry; one report line. Before any traffic, so the
+    workload's events are joined with it."""
     from pathlib import Path
 
     from auditstream.governance.registry import load_registry
@@ -190,12 +187,16 @@ def run_governance_demo(settings: Any, client: Any, registry_path: Any = None) -
         insert_records(ch, plan.records)
     finally:
         ch.close()
+    return f"governance: {len(plan.records)} registry change(s) synced from {path.name}"
+
+
+def run_governance_traffic(settings: Any, client: Any) -> list[str]:
+    """Produce the scenario (stamped now) and run the kill-switch demo; report lines."""
     events = scenario(run=f"demo{int(time.time())}")
     produce(client, events)
     commands = run_kill_switch_demo(settings, client)
-    lines = [
-        f"governance: {len(plan.records)} registry change(s) synced from {path.name}; "
-        f"{len(events)} governance events (compliant + one violation per rule)",
+    return [
+        f"governance: {len(events)} governance events (compliant + one violation per rule)",
         *(
             f"governance: published suspend {c} for {a} (a request; the pipeline verifies it)"
             for a, c in commands.items()
@@ -204,4 +205,15 @@ def run_governance_demo(settings: Any, client: Any, registry_path: Any = None) -
         "KillSwitchNotHonoured; see `auditstream agents killswitch`, "
         "`auditstream report governance`",
     ]
-    return lines
+
+
+def run_governance_demo(settings: Any, client: Any, registry_path: Any = None) -> list[str]:
+    """Sync the demo registry, then its traffic and the kill-switch demo (``agents demo``).
+
+    ``auditstream demo`` calls the two halves itself: the registry before its workload, the
+    governance traffic after it, so each agent's events reach the worker in time order.
+    """
+    return [
+        sync_demo_registry(settings, registry_path),
+        *run_governance_traffic(settings, client),
+    ]

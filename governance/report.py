@@ -6,6 +6,7 @@ the integration test checks they do on a known registry.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -143,10 +144,7 @@ def kpis_from_clickhouse(client: Any) -> GovernanceKpis:
             "ORDER BY owner"
         )
         times = [
-            OwnerTimes(
-                str(o), int(n), None if a is None else float(a), None if r is None else float(r)
-            )
-            for o, n, a, r in res.result_rows
+            OwnerTimes(str(o), int(n), _seconds(a), _seconds(r)) for o, n, a, r in res.result_rows
         ]
     return GovernanceKpis(
         agents=int(row["agents"]),
@@ -162,6 +160,14 @@ def kpis_from_clickhouse(client: Any) -> GovernanceKpis:
         gaps=gaps,
         mtta_mttr_by_owner=times,
     )
+
+
+def _seconds(x: Any) -> float | None:
+    """A mean from the view; ``avgIf`` over no acknowledged/resolved incident is NaN: none."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
 
 
 def render_text(k: GovernanceKpis) -> str:

@@ -30,7 +30,7 @@ is a proposal awaiting a human; neither happened in the world, so neither counts
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -123,7 +123,7 @@ class _AgentState:
     # action_id -> (decision, event time, processing time seen); bounded by max_tracked.
     approvals: dict[str, tuple[str, datetime, datetime]] = field(default_factory=dict)
     pending: dict[str, _Pending] = field(default_factory=dict)
-    action_times: deque[datetime] = field(default_factory=deque)
+    action_times: list[datetime] = field(default_factory=list)  # sorted
     rate_firing: bool = False
     shadow_notified_at: datetime | None = None
     # First unregistered event still inside the grace period: (seen at, the event).
@@ -140,6 +140,7 @@ class PolicyEngine:
     approval_window: timedelta = timedelta(minutes=15)
     ack_timeout: timedelta = timedelta(seconds=60)
     rate_window: timedelta = timedelta(minutes=1)
+    rate_lateness: timedelta = timedelta(minutes=5)
     shadow_renotify: timedelta = timedelta(hours=1)
     # An agent is often registered and started by the same deployment: the registry record may
     # reach the worker a moment after the agent's first event. Wait this long (processing time)
@@ -380,14 +381,23 @@ class PolicyEngine:
         self, agent_id: str, event_time: datetime, entry: AgentEntry, state: _AgentState
     ) -> list[Violation]:
         limit = self._policy(entry).actions_per_minute
+        # One agent's events share a partition, but not always event-time order: two processes
+        # of one agent, SDK retries and backfills interleave. Keep the times sorted and count
+        # the actions in the window ending at this one; older than `rate_lateness` behind the
+        # newest is too late to count.
         times = state.action_times
-        times.append(event_time)
-        # Events of one agent arrive in order (one partition), so the left end is the oldest.
-        while times and event_time - times[0] >= self.rate_window:
-            times.popleft()
-        while len(times) > limit + 1:
-            times.popleft()  # only "over the limit or not" matters: keep limit + 1 at most
-        over = len(times) > limit
+        horizon = (times[-1] if times else event_time) - self.rate_window - self.rate_lateness
+        if event_time < horizon:
+            return []
+        insort(times, event_time)
+        drop = bisect_left(times, times[-1] - self.rate_window - self.rate_lateness)
+        drop = max(drop, len(times) - self.max_tracked)
+        if drop >= 256 or drop > len(times) // 2:  # in chunks: a del at the front is a memmove
+            del times[:drop]
+        in_window = bisect_right(times, event_time) - bisect_right(
+            times, event_time - self.rate_window
+        )
+        over = in_window > limit
         if over == state.rate_firing:
             return []
         state.rate_firing = over

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
+from datetime import UTC, datetime
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -109,19 +110,21 @@ def run_demo(
         soft_wrap=True,
     )
 
-    # Governance hook (docs/governance.md): demo registry first, so the workload is joined with
-    # it, then compliant + violating governance traffic and the kill-switch demo.
+    # Governance hook (docs/governance.md): the demo registry first, so the workload is joined
+    # with it; its compliant + violating traffic after the workload (see below).
+    governance = True
     try:
-        from auditstream.governance.demo import run_governance_demo
+        from auditstream.governance.demo import sync_demo_registry
 
-        with AuditClient(settings) as gov_client:
-            for line in run_governance_demo(settings, gov_client):
-                console.print(line, markup=False, soft_wrap=True)
+        console.print(sync_demo_registry(settings), markup=False, soft_wrap=True)
     except Exception as exc:  # the governance part must not stop the pipeline demo
+        governance = False
         console.print(f"governance demo skipped: {exc}", style="yellow", markup=False)
 
     run_id = secrets.token_hex(4)
-    records = generate_records(events, seed, n_bad, run_id=run_id)
+    # The workload is hours of history that ends now: analysts' "last N hours" queries see it,
+    # and the governance and alert traffic stamped now comes after it in event time.
+    records = generate_records(events, seed, n_bad, end=datetime.now(UTC), run_id=run_id)
     n_valid = events - n_bad
     console.print(
         f"run {run_id}: {n_valid:,} events from 6 agents + {n_bad:,} malformed records "
@@ -176,6 +179,15 @@ def run_demo(
     console.print(f"all {events:,} records acknowledged by the broker after {send_s:.2f}s")
 
     ok = _wait_for_rows(console, settings, run_id, n_valid, bad_offsets, wait)
+    if governance:
+        try:
+            from auditstream.governance.demo import run_governance_traffic
+
+            with AuditClient(settings) as gov_client:
+                for line in run_governance_traffic(settings, gov_client):
+                    console.print(line, markup=False, soft_wrap=True)
+        except Exception as exc:
+            console.print(f"governance demo skipped: {exc}", style="yellow", markup=False)
     # Alerts hook (docs/alerts.md): an error spike on one agent, a complaint burst on another.
     try:
         from auditstream.alerts.inject import run_alerts_demo

@@ -261,12 +261,18 @@ def _conversation(g: _Gen, agent: AgentProfile) -> None:
 
 
 def events(
-    n: int, seed: int = 0, *, start: datetime | None = None, run_id: str | None = None
+    n: int,
+    seed: int = 0,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    run_id: str | None = None,
 ) -> list[AuditEvent]:
     """Exactly ``n`` valid events, in time order, from whole conversations (the last one cut).
 
     ``start`` defaults to the current hour (UTC), so data stays inside retention windows while
     runs within an hour remain identical; pass it for byte-identical output across runs.
+    ``end`` instead places the last event at that time (the demo's history ends now).
     ``run_id`` changes the ids (event, conversation, action, ...) and marks the ``source``
     (``urn:auditstream:run:<run_id>:agent:<agent>``), not the content: repeated demo runs with
     one seed add rows instead of being deduplicated as replays, and a run's rows can be
@@ -274,6 +280,13 @@ def events(
     """
     if n < 0:
         raise ValueError("n must be >= 0")
+    if start is not None and end is not None:
+        raise ValueError("give start or end, not both")
+    if end is not None:
+        # The clock's steps do not depend on where it starts: measure the span, then start
+        # that much before `end` (a demo's history then ends now instead of hours ahead).
+        probe = events(n, seed, start=end, run_id=run_id)
+        start = end - (probe[-1].time - end) if probe else end
     if start is None:
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     g = _Gen(
@@ -347,16 +360,17 @@ def generate_records(
     malformed: int = 0,
     *,
     start: datetime | None = None,
+    end: datetime | None = None,
     run_id: str | None = None,
 ) -> list[Record]:
     """``n_events`` records in total, of which ``malformed`` are invalid (kinds in rotation,
     positions spread deterministically through the stream)."""
     if not 0 <= malformed <= n_events:
         raise ValueError("need 0 <= malformed <= n_events")
-    valid = events(n_events - malformed, seed, start=start, run_id=run_id)
+    valid = events(n_events - malformed, seed, start=start, end=end, run_id=run_id)
     records = [Record(e.kafka_key(), encode_event(e), e) for e in valid]
     rng = random.Random(f"{seed}:malformed")
-    templates = valid or events(1, seed, start=start, run_id=run_id)
+    templates = valid or events(1, seed, start=start, end=end, run_id=run_id)
     for i in range(malformed):
         kind = MALFORMED_KINDS[i % len(MALFORMED_KINDS)]
         bad = malformed_record(kind, rng, rng.choice(templates))

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from auditstream.cli import app
 from auditstream.governance.registry import load_registry, parse_registry
-from auditstream.governance.report import compute_kpis, render_text
+from auditstream.governance.report import OwnerTimes, _seconds, compute_kpis, render_text
 from auditstream.governance.store import REGISTRY_COLUMNS, plan_sync, registry_row
 
 runner = CliRunner()
@@ -92,6 +92,15 @@ def test_kpis_ignore_retired_and_count_shadows() -> None:
     assert (k.agents, k.owner_coverage, k.dpia_coverage, k.shadow_agents) == (1, 1.0, 0.0, 1)
     assert k.gaps == {"a": ["approval_proposed"]}
     assert "shadow agents (inventory gaps) .... 1  [ghost]" in render_text(k)
+
+
+def test_owner_times_without_acknowledgements_render_as_a_dash() -> None:
+    # ClickHouse's avgIf over no acknowledged incident is NaN: it must not print as "nans".
+    assert _seconds(float("nan")) is None and _seconds(None) is None and _seconds(12) == 12.0
+    reg = parse_registry("agents:\n  - {id: a, name: A, owners: {accountable: x}}\n")
+    k = compute_kpis(reg)
+    k.mtta_mttr_by_owner = [OwnerTimes("x", 2, _seconds(float("nan")), 30.0)]
+    assert "x: 2 incidents, MTTA -, MTTR 30s" in render_text(k)
 
 
 def test_plan_sync_detects_changes_and_prunes() -> None:

@@ -166,6 +166,20 @@ def test_rate_limit_condition_fires_and_resolves() -> None:
     assert [(v.rule, v.firing, v.kind) for v in out] == [(RATE_LIMIT_EXCEEDED, False, "condition")]
 
 
+def test_rate_limit_counts_by_event_time_when_events_arrive_out_of_order() -> None:
+    # Two streams of one agent interleave: a recent burst arrives first, then older actions
+    # spread a minute apart. Neither stream exceeds 3 per minute, so nothing fires...
+    engine = PolicyEngine()
+    recent = [ev("auto", act(f"r{i}"), T0 + timedelta(minutes=10, seconds=i)) for i in range(3)]
+    older = [ev("auto", act(f"o{i}"), T0 + timedelta(minutes=i)) for i in range(10)]
+    assert run(engine, REG, recent + older) == []
+    # ...but a late action that lands inside the recent minute makes four there, and fires.
+    out = run(engine, REG, [ev("auto", act("late"), T0 + timedelta(minutes=10, seconds=30))])
+    assert [(v.rule, v.firing) for v in out] == [(RATE_LIMIT_EXCEEDED, True)]
+    # Far too late to count (beyond rate_lateness behind the newest): ignored, no state change.
+    assert run(engine, REG, [ev("auto", act("ancient"), T0 - timedelta(hours=1))]) == []
+
+
 def _suspend(cid: str = "c1", state: str = "suspended") -> ControlCommand:
     return ControlCommand(cid, "auto", state, "alice", "incident 42", T0)  # type: ignore[arg-type]
 

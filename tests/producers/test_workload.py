@@ -111,3 +111,15 @@ def test_jsonl_lines_and_argument_checks(records) -> None:
         generate_records(5, malformed=6)
     with pytest.raises(ValueError):
         events(-1)
+
+
+def test_end_places_the_last_event_there_with_the_same_history() -> None:
+    end = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+    ending = events(500, seed=4, end=end)
+    starting = events(500, seed=4, start=START)
+    assert ending[-1].time == end and ending[0].time < end
+    shift = ending[0].time - starting[0].time
+    assert [e.time - shift for e in ending] == [e.time for e in starting]
+    assert [e.id for e in ending] == [e.id for e in starting]
+    with pytest.raises(ValueError, match="start or end"):
+        events(5, start=START, end=end)
