@@ -272,9 +272,15 @@ class AgentSignals:
             prior_buckets=2.0,
         )
         # Per event: is this combination of latency, tokens, size and tool use unusual for
-        # this agent? (EW mean/covariance, Mahalanobis distance → chi-square score.)
+        # this agent? (EW mean/covariance of log values, Mahalanobis distance → chi-square
+        # score.) A spread of at least 0.25 in log space: an outlier differs by multiples, not
+        # by the few percent that separate two events of an agent with near-constant sizes.
         self._dets["events"] = make_detector(
-            "multivariate_gaussian", features=EVENT_FEATURES, alpha=0.005, warmup=200
+            "multivariate_gaussian",
+            features=EVENT_FEATURES,
+            alpha=0.005,
+            warmup=200,
+            min_std=0.25,
         )
         self._dets["latency"] = make_detector("ewma_zscore", alpha=0.02, warmup=30)
         self._dets["tokens"] = make_detector("ewma_zscore", alpha=0.02, warmup=30)

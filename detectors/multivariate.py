@@ -6,8 +6,10 @@ and output tokens, an amount. Each may be ordinary on its own while the combinat
 weighted mean and covariance of a fixed, ordered feature list (log1p-transformed when
 ``log_features`` says so, since latencies, token counts and amounts are heavy-tailed) and scores
 the Mahalanobis distance through the chi-square distribution, i.e. the probability mass of a
-Gaussian closer to the mean than the event. Missing features are imputed with their mean (they
-neither raise nor lower the score) and are not learnt.
+Gaussian closer to the mean than the event. ``min_std`` floors every feature's spread (in the
+transformed space): a feature that barely varies (synthetic traffic, fixed-size payloads) would
+otherwise make a change of a few percent look like a 50-sigma event. Missing features are
+imputed with their mean (they neither raise nor lower the score) and are not learnt.
 
 >>> from auditstream.detectors.multivariate import MultivariateGaussian
 >>> det = MultivariateGaussian(features=("latency_ms", "output_tokens"), warmup=20)
@@ -55,15 +57,24 @@ class MultivariateGaussian(Detector):
         warmup: int = 30,
         log_features: bool = True,
         ridge: float = 1e-6,
+        min_std: float = 0.0,
     ) -> None:
         feats = tuple(features)
         if not 1 <= len(feats) <= MAX_FEATURES or len(set(feats)) != len(feats):
             raise ValueError(f"need 1..{MAX_FEATURES} distinct feature names")
         if not 0.0 < alpha < 1.0:
             raise ValueError("alpha must be in (0, 1)")
+        if not 0.0 <= min_std < math.inf:
+            raise ValueError("min_std must be >= 0")
         self._keep_params(
-            features=list(feats), alpha=alpha, warmup=warmup, log_features=log_features, ridge=ridge
+            features=list(feats),
+            alpha=alpha,
+            warmup=warmup,
+            log_features=log_features,
+            ridge=ridge,
+            min_std=min_std,
         )
+        self.min_std = min_std
         self.features, self.alpha, self.warmup = feats, alpha, warmup
         self.log_features, self.ridge = log_features, ridge
         k = len(feats)
@@ -94,7 +105,8 @@ class MultivariateGaussian(Detector):
     def _distance_terms(self, v: np.ndarray) -> np.ndarray:
         d = v - self._mean
         k = len(d)
-        cov = self._cov + self.ridge * (1.0 + np.trace(self._cov) / k) * np.eye(k)
+        floor = self.ridge * (1.0 + np.trace(self._cov) / k) + self.min_std**2
+        cov = self._cov + floor * np.eye(k)
         # Per-feature share of d² = d·Σ⁻¹d (sums to the Mahalanobis distance).
         return d * np.linalg.solve(cov, d)
 

@@ -69,14 +69,34 @@ def scenario(start: datetime | None = None, run: str = "demo") -> list[AuditEven
         out.append(make_event(kind, agent, data, time=t + at, event_id=f"{run}-gov-{n}"))
 
     def act(i: str, decision: str, **kw: Any) -> Action:
+        # Shaped like the workload's actions (a tool call with its latency), so that only the
+        # governance rule each one is written for notices it, not the per-event outlier signal.
+        kw.setdefault("tool_name", f"{decision}_api")
+        kw.setdefault("latency_ms", 90.0 + 7.0 * (n % 9))
+        kw.setdefault("target", f"{decision}:cust-{n:04d}")
         return Action(action_id=f"{run}-{i}", decision_type=decision, **kw)  # type: ignore[arg-type]
 
     s = timedelta(seconds=1)
     # Compliant traffic.
     for i in range(5):
-        add("prompt", "routing-agent", Prompt(content=f"route ticket T-{i}"), i * s)
+        add(
+            "prompt",
+            "routing-agent",
+            Prompt(content=f"route ticket T-{i}", input_tokens=180 + 9 * i),
+            i * s,
+        )
         add("action", "routing-agent", act(f"route-{i}", "routing", target=f"queue:{i}"), i * s)
-    add("output", "support-bot", Output(content="Refund issued for order 1"), 6 * s)
+    add(
+        "output",
+        "support-bot",
+        Output(
+            content="Refund issued for order 1",
+            input_tokens=210,
+            output_tokens=64,
+            latency_ms=480.0,
+        ),
+        6 * s,
+    )
     add("action", "support-bot", act("refund-ok", "refund", amount=12.5, currency="EUR"), 6 * s)
     add(
         "approval",
@@ -93,7 +113,12 @@ def scenario(start: datetime | None = None, run: str = "demo") -> list[AuditEven
     add("action", "pricing-agent", act("price-ok", "pricing", amount=19.9, currency="EUR"), 10 * s)
     add("action", "support-bot", act("draft-ok", "drafting"), 11 * s)
     # Violations, one per rule.
-    add("prompt", "shadow-scraper", Prompt(content="scrape the price list"), 12 * s)
+    add(
+        "prompt",
+        "shadow-scraper",
+        Prompt(content="scrape the price list", input_tokens=160),
+        12 * s,
+    )
     add("action", "shadow-scraper", act("scrape-1", "data_access"), 12 * s)
     add(
         "action",

@@ -59,3 +59,20 @@ def test_feature_list_is_validated() -> None:
         MultivariateGaussian(features=())
     with pytest.raises(ValueError):
         MultivariateGaussian(features=("a", "a"))
+
+
+def test_min_std_keeps_a_near_constant_feature_from_flagging_small_changes() -> None:
+    # Payload sizes that never vary by more than a few bytes: without a floor, 45 % smaller is
+    # a huge Mahalanobis distance; with min_std (log space) only a change by multiples is.
+    def trained(**kw: float) -> MultivariateGaussian:
+        det = MultivariateGaussian(features=("payload_bytes",), warmup=20, **kw)
+        for i in range(500):
+            det.learn_one({"payload_bytes": 585.0 + (i % 9) - 4})
+        return det
+
+    bare, floored = trained(), trained(min_std=0.25)
+    assert bare.score_one({"payload_bytes": 326.0}) > 0.99999
+    assert floored.score_one({"payload_bytes": 326.0}) < 0.99
+    assert floored.score_one({"payload_bytes": 585.0 * 20}) > 0.99999
+    with pytest.raises(ValueError):
+        MultivariateGaussian(min_std=-1.0)

@@ -78,8 +78,8 @@ def test_report_from_file_json_last_line(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     values = json.loads(result.output.strip().splitlines()[-1])
     assert values == compute_kpis(load_registry(demo)).values()
-    assert values["agents"] == 9 and values["agents_with_owner"] == 8
-    assert values["policy_aligned_use_cases"] == 7 and values["dpia_coverage"] == 0.4
+    assert values["agents"] == 13 and values["agents_with_owner"] == 12
+    assert values["policy_aligned_use_cases"] == 11 and values["dpia_coverage"] == 0.4
 
 
 def test_kpis_ignore_retired_and_count_shadows() -> None:

@@ -82,11 +82,11 @@ def test_every_rule_fires_and_compliant_traffic_does_not(make_env: Any) -> None:
         timeout=120,
         check=True,
     ).stdout
-    assert "synced 9 change(s), 0 unchanged" in out
+    assert "synced 13 change(s), 0 unchanged" in out
     hist = ch.query("SELECT DISTINCT changed_by, change FROM agent_registry").result_rows
     assert hist == [("ci-bot", "registered")]
     again = plan_sync(registry, current_from_clickhouse(ch), by="test", source="demo")
-    assert again.records == [] and len(again.unchanged) == 9
+    assert again.records == [] and len(again.unchanged) == 13
 
     worker = env.spawn(
         [
@@ -162,14 +162,14 @@ def test_every_rule_fires_and_compliant_traffic_does_not(make_env: Any) -> None:
         "mtta_mttr_by_owner": None
     }
     assert from_sql.gaps == expected.gaps
-    assert expected.values()["owner_coverage"] == round(8 / 9, 4)
-    assert expected.values()["policy_aligned_use_cases"] == 7
+    assert expected.values()["owner_coverage"] == round(12 / 13, 4)
+    assert expected.values()["policy_aligned_use_cases"] == 11
     assert expected.values()["dpia_coverage"] == 0.4
 
     # The named queries (`auditstream query governance_*`) read the same views and log.
     from auditstream.stream.clickhouse import run_query
 
-    assert run_query(ch, "governance_kpis").result_rows[0][0] == 9
+    assert run_query(ch, "governance_kpis").result_rows[0][0] == 13
     shadows = run_query(ch, "governance_shadow_agents").result_rows
     assert [r[0] for r in shadows] == ["shadow-scraper"]
     gaps = {r[0] for r in run_query(ch, "governance_gaps").result_rows}
@@ -190,7 +190,7 @@ def test_every_rule_fires_and_compliant_traffic_does_not(make_env: Any) -> None:
         check=True,
     ).stdout
     last = json.loads(out.strip().splitlines()[-1])
-    assert last["shadow_agents"] == 1 and last["agents"] == 9
+    assert last["shadow_agents"] == 1 and last["agents"] == 13
     assert last["owner_coverage"] == expected.owner_coverage
 
 
