@@ -347,11 +347,17 @@ class AgentSignals:
             out += self._eval_complaints(t)
         return out
 
-    def tick(self, now: float) -> list[Finding]:
-        """Advance event time without an event (closes buckets, notices silence)."""
+    def tick(self, now: float, silence_now: float | None = None) -> list[Finding]:
+        """Advance event time without an event (closes buckets, notices silence).
+
+        ``silence_now`` (default ``now``) is the time silence is judged at: the stream passes
+        the newest event time any agent sent, so that when *every* producer stops (a demo
+        ends, an ingest outage) agents are not each reported silent; that is a pipeline-level
+        condition, not an agent's. ``now`` still advances, so other conditions resolve.
+        """
         out = self._advance(now)
         if AGENT_SILENT in self.config.enabled:
-            out += self._eval_silence(now)
+            out += self._eval_silence(now if silence_now is None else min(now, silence_now))
         return out
 
     # -- time ------------------------------------------------------------------------------

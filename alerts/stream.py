@@ -148,6 +148,10 @@ class EventClock:
         cur = self._seen.get(partition)
         return None if cur is None else cur[0] + (time.time() - cur[1])
 
+    def latest(self) -> float | None:
+        """The newest event time seen in any partition (not advanced by wall time)."""
+        return max((t for t, _ in self._seen.values()), default=None)
+
     def partitions(self) -> list[Any]:
         return list(self._seen)
 
@@ -436,7 +440,8 @@ def install(app: Any, ctx: Any) -> None:
     async def send_ticks() -> None:
         for p in range(parts):
             now_events, now_findings = events_clock.now(p), findings_clock.now(p)
-            value = msgspec.msgpack.encode([now_events or 0.0, now_findings or 0.0])
+            latest = events_clock.latest()
+            value = msgspec.msgpack.encode([now_events or 0.0, now_findings or 0.0, latest or 0.0])
             await ticks_topic.send(key=b"tick", value=value, partition=p)
 
     last_purge: dict[int, float] = {}
@@ -458,7 +463,10 @@ def install(app: Any, ctx: Any) -> None:
     async def ticks_agent(stream: Any) -> None:
         async for event in stream.events():
             p = event.message.partition
-            now_events, now_findings = msgspec.msgpack.decode(event.value)
+            now_events, now_findings, *rest = msgspec.msgpack.decode(event.value)
+            # Silence is judged at the newest event anyone sent: if all producers stop, no agent
+            # is silent on its own (docs/alerts.md, "Ticks").
+            latest = (rest[0] if rest else 0.0) or None
             if now_events:
                 for store in (signal_store, complaint_store):
                     for agent in store.agents_of(p):
@@ -466,7 +474,7 @@ def install(app: Any, ctx: Any) -> None:
                         if store is signal_store:
                             now = min(now, agent_clock.now(agent) or now)
                         sig = store.get(agent, p)
-                        findings = sig.tick(now)
+                        findings = sig.tick(now, latest)
                         store.done(agent, p, findings, now)
                         await emit(findings)
                 if time.monotonic() - last_purge.get(p, 0.0) >= PURGE_EVERY_S:

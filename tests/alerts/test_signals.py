@@ -124,6 +124,29 @@ def test_silence_needs_ticks_and_ends_with_the_next_event() -> None:
     assert [(f.alertname, f.firing) for f in back] == [(AGENT_SILENT, False)]
 
 
+def test_no_agent_is_silent_when_every_producer_stopped() -> None:
+    # Wall time moves on (now), but the newest event anyone sent is the agent's own last one:
+    # everything stopped at once, which is not this agent's silence...
+    sig = AgentSignals("a")
+    run(sig, traffic("a", T0, T0 + 3600, 0.5, 0.01))
+    last = sig.s.last_event_t
+    assert last is not None
+    assert firing(sig.tick(last + 900, silence_now=last + 2), AGENT_SILENT) == []
+    # ...while other agents still talking (their newest event is recent) make it one.
+    assert firing(sig.tick(last + 905, silence_now=last + 905), AGENT_SILENT)
+
+
+def test_event_clock_latest_is_the_newest_event_in_any_partition() -> None:
+    from auditstream.alerts.stream import EventClock
+
+    clock = EventClock()
+    assert clock.latest() is None
+    clock.observe(0, 100.0)
+    clock.observe(1, 250.0)
+    clock.observe(0, 90.0)  # older: ignored
+    assert clock.latest() == 250.0 and clock.now(0) is not None and clock.now(0) >= 100.0
+
+
 def test_new_agent_is_not_declared_silent_before_warmup() -> None:
     sig = AgentSignals("a")
     run(sig, traffic("a", T0, T0 + 600, 0.5, 0.01))
