@@ -20,6 +20,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(incidents_app, name="incidents")
     groups["bench"].command("alerts")(bench_alerts)
+    groups["bench"].command("alert-latency")(bench_alert_latency)
 
 
 def _client() -> Any:
@@ -379,6 +380,23 @@ def bench_alerts(
         )
     if as_json:
         typer.echo(json.dumps(figures))
+
+
+def bench_alert_latency(
+    trials: int = typer.Option(5, min=1, max=50, help="Fresh agents to burst, one at a time."),
+    as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the figures."),
+    keep: bool = typer.Option(False, help="Keep the temporary stack's folder (logs)."),
+) -> None:
+    """Wall time from an error burst to its alert in a real Alertmanager (temporary stack)."""
+    from auditstream.alerts.latency import run_latency_bench
+
+    try:
+        figures = run_latency_bench(trials=trials, as_json=as_json, keep=keep)
+    except RuntimeError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(3) from None
+    if figures.missed:
+        raise typer.Exit(1)
 
 
 def _fmt(x: float | None, unit: str = "") -> str:
