@@ -59,6 +59,13 @@ def worker(
     selected = _plugins_from(plugins)
     app = create_app(settings, plugins=PLUGINS if selected is None else selected)
     logging.getLogger(__name__).info("worker settings: %s", settings.redacted())
+    if settings.metrics_port is not None:
+        from auditstream.stream.metrics import serve_metrics
+
+        serve_metrics(app.stream_context.stats, settings.metrics_port, settings.metrics_addr)
+        logging.getLogger(__name__).info(
+            "metrics on http://%s:%d/metrics", settings.metrics_addr, settings.metrics_port
+        )
     from faust.worker import Worker
 
     # faust's Worker installs SIGTERM/SIGINT handlers that stop the app gracefully.
@@ -75,7 +82,12 @@ def _run_many(n: int, loglevel: str, plugins: str | None) -> int:
     env = dict(os.environ)
     if plugins is not None:
         env[PLUGINS_ENV] = plugins
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(n)]
+    base_port = env.get("AUDITSTREAM_METRICS_PORT")
+    procs = []
+    for i in range(n):
+        if base_port:  # one endpoint per process
+            env["AUDITSTREAM_METRICS_PORT"] = str(int(base_port) + i)
+        procs.append(subprocess.Popen(cmd, env=dict(env)))
 
     def forward(signum: int, _frame: object) -> None:
         for p in procs:

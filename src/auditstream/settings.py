@@ -73,6 +73,10 @@ class Settings:
     governance_approval_window_s: float = 900.0
     governance_ack_timeout_s: float = 60.0
     governance_shadow_grace_s: float = 30.0
+    # Prometheus /metrics of the worker (counters of events, dead letters, alerts, deliveries);
+    # off unless a port is set. `--workers N` gives worker i the port + i.
+    metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +115,10 @@ class Settings:
             governance_shadow_grace_s=float(
                 env.get("AUDITSTREAM_GOVERNANCE_SHADOW_GRACE_S", defaults.governance_shadow_grace_s)
             ),
+            metrics_port=int(env["AUDITSTREAM_METRICS_PORT"])
+            if env.get("AUDITSTREAM_METRICS_PORT")
+            else None,
+            metrics_addr=env.get("AUDITSTREAM_METRICS_ADDR", defaults.metrics_addr),
         )
 
     def kafka_config(self, **overrides: object) -> dict[str, object]:

@@ -16,8 +16,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
+from auditstream.deploy.procs import free_port
 from auditstream.producers.workload import Record, generate_records
 
 pytestmark = pytest.mark.integration
@@ -169,11 +171,27 @@ def test_valid_and_malformed_end_to_end(make_env: Any, broker: str) -> None:
     records = generate_records(10_000, seed=11, malformed=100, start=datetime.now(UTC))
     assert sum(not r.valid for r in records) == 100
     produce(env.settings, records)
-    worker = start_worker(env, f"worker-{broker}")
+    metrics_port = free_port()
+    worker = start_worker(env, f"worker-{broker}", AUDITSTREAM_METRICS_PORT=str(metrics_port))
     client = env.ch()
     got = wait_for(client, (9_900, 100), worker)
     assert got == (9_900, 100), _log(env, f"worker-{broker}")
     assert_exact(client, records)
+    # The worker's Prometheus endpoint counts the same (read once the counters caught up).
+    counters: dict[str, float] = {}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        counters = {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("auditstream_") and "_total " in line
+        }
+        if counters.get("auditstream_events_total") == 9_900:
+            break
+        time.sleep(0.5)
+    assert counters.get("auditstream_events_total") == 9_900, counters
+    assert counters.get("auditstream_dead_letters_total") == 100, counters
     # Every malformed kind is represented, with its reason class.
     classes = dict(
         client.query(
