@@ -286,16 +286,51 @@ class PolicyEngine:
                 )
             )
         else:
-            policy = self._policy(entry)
-            needs_review = (
-                entry.autonomy == "human_review" or action.decision_type in policy.review_required
-            )
-            if needs_review:
+            if self.needs_review(entry, action.decision_type):
                 v = self._check_approval(agent_id, event, action, entry, received_at, state)
                 if v is not None:
                     out.append(v)
         out.extend(self._rate(agent_id, event.time, entry, state))
         return out
+
+    def needs_review(self, entry: AgentEntry, decision_type: str) -> bool:
+        """Whether an action of this type by this agent needs a human approval."""
+        return (
+            entry.autonomy == "human_review" or decision_type in self._policy(entry).review_required
+        )
+
+    def seed_pending(
+        self,
+        agent_id: str,
+        action_id: str,
+        decision_type: str,
+        event_time: datetime,
+        received_at: datetime,
+        entry: AgentEntry | None,
+    ) -> bool:
+        """Re-create a pending review after a restart, from a stored action no approval matched.
+
+        Memory is lost with the worker, ClickHouse is not: the stream calls this with actions
+        stored within the approval window, so a crash cannot swallow a missing approval. Known
+        actions and approvals win (the redelivered batch may have been evaluated already).
+        """
+        if entry is None or not entry.active or entry.autonomy == "suggest_only":
+            return False
+        if not self.needs_review(entry, decision_type):
+            return False
+        state = self._state(agent_id)
+        if action_id in state.pending or action_id in state.approvals:
+            return False
+        if len(state.pending) >= self.max_tracked:
+            return False
+        state.pending[action_id] = _Pending(
+            action_id,
+            decision_type,
+            event_time,
+            received_at + self.approval_window,
+            self._policy(entry).tier,
+        )
+        return True
 
     def _check_approval(
         self,
@@ -360,6 +395,10 @@ class PolicyEngine:
         state: _AgentState,
     ) -> list[Violation]:
         pending = state.pending.get(approval.action_id)
+        if len(state.approvals) < self.max_tracked:
+            # Kept even when it settles a pending action: a restart's seeding (or a redelivered
+            # action) must find the action reviewed, not start waiting for a review again.
+            state.approvals[approval.action_id] = (approval.decision, event_time, received_at)
         if pending is not None and abs(event_time - pending.event_time) <= self.approval_window:
             del state.pending[approval.action_id]
             if approval.decision not in APPROVING_DECISIONS:
@@ -373,8 +412,6 @@ class PolicyEngine:
                     )
                 ]
             return []
-        if len(state.approvals) < self.max_tracked:
-            state.approvals[approval.action_id] = (approval.decision, event_time, received_at)
         return []
 
     def _rate(

@@ -15,8 +15,10 @@
 - a 1 s timer fires expired deadlines (missing approvals, missing acknowledgements), writes the
   kill-switch verification log to ClickHouse and applies the auto-suspend policy.
 
-Rule state lives in worker memory: after a restart, pending approvals are rebuilt only from
-events not yet committed; kill-switch verification state is restored from ``kill_switch_log``.
+Rule state lives in worker memory; after a restart it is rebuilt from what outlives the worker:
+actions stored in ClickHouse within the approval window that no approval matched become pending
+again (``restore_pending``), kill-switch verdicts come back from ``kill_switch_log``, and events
+not yet committed are redelivered. Rate-limit windows and shadow-agent notices start afresh.
 """
 
 from __future__ import annotations
@@ -106,6 +108,11 @@ def to_finding(v: Violation) -> Any:
     )
 
 
+def _aware(t: datetime) -> datetime:
+    """clickhouse-connect returns naive datetimes for DateTime64(3, 'UTC') in some versions."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
 def _command(msg: ControlMessage) -> ControlCommand:
     return ControlCommand(
         msg.command_id, msg.agent_id, msg.state, msg.by, msg.reason, msg.issued_at
@@ -175,6 +182,45 @@ def install(app: Any, ctx: Any) -> None:
             .result_rows
         )
         return {str(c): (str(s), a) for c, s, a in rows}
+
+    def restore_pending() -> list[tuple[Any, ...]]:
+        """Stored actions within the approval window that no approval matched (yet).
+
+        Memory dies with the worker but these rows do not: seeding them back means a crash
+        between an action and its deadline cannot swallow the MissingApproval. Bounded by
+        event time (partition pruning) and by when the rows were stored.
+        """
+        window_ms = int(engine.approval_window.total_seconds() * 1000)
+        return (
+            ch()
+            .query(
+                "SELECT agent_id, action_id, any(decision_type), min(event_time), "
+                "min(ingest_time), any(kafka_partition) FROM events "
+                "WHERE event_type = 'action' AND action_id != '' "
+                "AND event_time >= now64(3) - toIntervalMillisecond({w:UInt64} + 3600000) "
+                "AND ingest_time >= now64(3) - toIntervalMillisecond({w:UInt64}) "
+                "AND (agent_id, action_id) NOT IN (SELECT agent_id, action_id FROM events "
+                "  WHERE event_type = 'approval' AND action_id != '' "
+                "  AND event_time >= now64(3) - toIntervalMillisecond(3 * {w:UInt64} + 3600000)) "
+                "GROUP BY agent_id, action_id LIMIT 1000000",
+                parameters={"w": window_ms},
+            )
+            .result_rows
+        )
+
+    def seed_pending(rows: list[tuple[Any, ...]]) -> int:
+        seeded = 0
+        for agent_id, action_id, decision_type, event_time, stored_at, partition in rows:
+            agent_partition.setdefault(agent_id, int(partition))
+            seeded += engine.seed_pending(
+                agent_id,
+                action_id,
+                decision_type,
+                _aware(event_time),
+                _aware(stored_at),
+                inventory.entry(agent_id),
+            )
+        return seeded
 
     def write_log(records: list[KillSwitchRecord], by: dict[str, tuple[str, str]]) -> None:
         rows = [
@@ -254,12 +300,16 @@ def install(app: Any, ctx: Any) -> None:
             loop = asyncio.get_running_loop()
             try:
                 known = await loop.run_in_executor(None, restore_kill_switch)
+                pending = await loop.run_in_executor(None, restore_pending)
             except Exception as exc:
-                log.warning("could not read kill_switch_log (%s); retrying in 5 s", exc)
+                log.warning("could not restore governance state (%s); retrying in 5 s", exc)
                 state["retry_at"] = loop.time() + 5.0
                 return
             state["restored"] = True
             state["known"] = known
+            seeded = seed_pending(pending)
+            if seeded:
+                log.info("governance: %d unreviewed action(s) restored from ClickHouse", seeded)
         apply_controls()
 
     def apply_controls() -> None:

@@ -128,6 +128,27 @@ def test_missing_approval_after_window() -> None:
     assert engine.tick(T0 + timedelta(minutes=10)) == []  # fired once
 
 
+def test_seeded_pending_review_fires_after_a_restart_unless_approved() -> None:
+    # A new engine (the worker restarted) seeded from stored actions that no approval matched.
+    engine = PolicyEngine(approval_window=timedelta(minutes=5))
+    stored = T0 - timedelta(minutes=2)
+    assert engine.seed_pending("auto", "a1", "refund", stored, stored, REG.get("auto"))
+    assert engine.seed_pending("auto", "a2", "refund", stored, stored, REG.get("auto"))
+    # Not everything is seeded: no review needed, unknown or suggest-only agents.
+    assert not engine.seed_pending("auto", "a3", "drafting", stored, stored, REG.get("auto"))
+    assert not engine.seed_pending("ghost", "g1", "refund", stored, stored, REG.get("ghost"))
+    assert not engine.seed_pending("suggest", "s1", "refund", stored, stored, REG.get("suggest"))
+    # The redelivered batch brings a2's approval: only a1 is missing when the window closes,
+    # measured from when the action was stored, not from the restart.
+    approval = Approval(action_id="a2", decision="approved", reviewer="b")
+    assert run(engine, REG, [ev("auto", approval, T0)], now=T0) == []
+    assert engine.tick(T0 + timedelta(minutes=2)) == []
+    out = engine.tick(T0 + timedelta(minutes=3))
+    assert [(v.rule, v.details["action_id"]) for v in out] == [(MISSING_APPROVAL, "a1")]
+    # Seeding an action the engine already knows does nothing (no second alert).
+    assert not engine.seed_pending("auto", "a2", "refund", stored, stored, REG.get("auto"))
+
+
 def test_approval_outside_window_or_for_other_action_does_not_count() -> None:
     engine = PolicyEngine(approval_window=timedelta(minutes=5))
     events = [
