@@ -43,8 +43,11 @@ def _produce(producer: Any, topic: str, events: list) -> None:  # type: ignore[t
         producer.poll(0)
 
 
-def test_spike_and_complaints_alert_once_and_resolve(make_env, alertmanager, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    env = make_env(partitions=3)
+@pytest.mark.parametrize("broker", ["noida", "tansu"])
+def test_spike_and_complaints_alert_once_and_resolve(  # type: ignore[no-untyped-def]
+    make_env, alertmanager, tmp_path, broker: str
+) -> None:
+    env = make_env(broker, partitions=3)
     receivers = tmp_path / "receivers.yaml"
     am = f"{{name: am, type: alertmanager, url: '{alertmanager.url}', resend_s: 10}}"
     receivers.write_text(f"receivers:\n  - {am}\n")
