@@ -37,6 +37,7 @@ UNIVARIATE_DETECTORS: tuple[str, ...] = (
     "robust_zscore",
     "half_space_trees",
     "isolation_forest",
+    "river_predictive",
 )
 
 __all__ = [

@@ -37,6 +37,7 @@ FAST: dict[str, dict[str, object]] = {
         "scale_window": 100,
     },
     "isolation_forest": {"window": 100, "refit_every": 50, "n_estimators": 10},
+    "river_predictive": {"p": 3, "q": 1, "warmup": 20, "likelihood_horizon": 200},
     "count_spike": {"bucket_seconds": 60.0, "half_life_buckets": 30.0, "min_count": 1},
 }
 UNIVARIATE = sorted(FAST)
