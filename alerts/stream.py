@@ -148,6 +148,11 @@ class EventClock:
         cur = self._seen.get(partition)
         return None if cur is None else cur[0] + (time.time() - cur[1])
 
+    def now_any(self) -> float | None:
+        """The furthest any partition's clock has got (for partitions with no events)."""
+        wall = time.time()
+        return max((t + (wall - w) for t, w in self._seen.values()), default=None)
+
     def latest(self) -> float | None:
         """The newest event time seen in any partition (not advanced by wall time)."""
         return max((t for t, _ in self._seen.values()), default=None)
@@ -439,7 +444,11 @@ def install(app: Any, ctx: Any) -> None:
     @app.timer(interval=TICK_S)
     async def send_ticks() -> None:
         for p in range(parts):
-            now_events, now_findings = events_clock.now(p), findings_clock.now(p)
+            # A partition of the events topic may carry no agent at all while the same-numbered
+            # partition of the complaints topic holds complaint signals (keyed differently):
+            # those follow the worker's furthest clock, or they would never resolve.
+            now_events = events_clock.now(p) or events_clock.now_any()
+            now_findings = findings_clock.now(p)
             latest = events_clock.latest()
             value = msgspec.msgpack.encode([now_events or 0.0, now_findings or 0.0, latest or 0.0])
             await ticks_topic.send(key=b"tick", value=value, partition=p)

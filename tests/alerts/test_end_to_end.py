@@ -51,19 +51,23 @@ def test_spike_and_complaints_alert_once_and_resolve(  # type: ignore[no-untyped
     receivers = tmp_path / "receivers.yaml"
     am = f"{{name: am, type: alertmanager, url: '{alertmanager.url}', resend_s: 10}}"
     receivers.write_text(f"receivers:\n  - {am}\n")
+    # Agent ids per broker: the Alertmanager fixture is shared by the module's runs.
+    quiet1, quiet2, spiky, complained = (
+        f"e2e-{name}-{broker}" for name in ("quiet-1", "quiet-2", "spiky", "complained")
+    )
     wall0 = time.time()
     live0 = wall0 - 15 * 60  # event time when the live phase starts
     inject = live0 + 30
     scenario = IncidentScenario(
-        agents=("e2e-quiet-1", "e2e-quiet-2", "e2e-spiky", "e2e-complained"),
+        agents=(quiet1, quiet2, spiky, complained),
         injected=(
-            Injected("ErrorSpike", "e2e-spiky", inject, inject + 90, 0.6),
-            Injected("ComplaintBurst", "e2e-complained", inject, inject + 40, 8),
+            Injected("ErrorSpike", spiky, inject, inject + 90, 0.6),
+            Injected("ComplaintBurst", complained, inject, inject + 40, 8),
         ),
         seed=4,
         name_every=0,  # no complaint names its agent: only conversation linking attributes them
     )
-    expected = {("ErrorSpike", "e2e-spiky"), ("ComplaintBurst", "e2e-complained")}
+    expected = {("ErrorSpike", spiky), ("ComplaintBurst", complained)}
     worker = env.spawn(
         [sys.executable, "-m", "auditstream.cli", "worker", "-l", "warning"],
         env=env.env_vars(
@@ -96,6 +100,7 @@ def test_spike_and_complaints_alert_once_and_resolve(  # type: ignore[no-untyped
         active = {
             (a["labels"]["alertname"], a["labels"].get("agent_id", "")): a
             for a in alertmanager.alerts()
+            if a["labels"].get("agent_id", "").endswith(f"-{broker}")  # this run's agents
         }
         for key, a in active.items():
             seen.setdefault(key, a)
@@ -127,8 +132,8 @@ def test_spike_and_complaints_alert_once_and_resolve(  # type: ignore[no-untyped
         "GROUP BY agent_id ORDER BY agent_id"
     ).result_rows
     assert statuses == [
-        ("e2e-complained", ["firing", "resolved"]),
-        ("e2e-spiky", ["firing", "resolved"]),
+        (complained, ["firing", "resolved"]),
+        (spiky, ["firing", "resolved"]),
     ]
     failures = ch.command("SELECT count() FROM alert_deliveries WHERE outcome != 'ok'")
     assert int(failures) == 0

@@ -145,6 +145,11 @@ def test_event_clock_latest_is_the_newest_event_in_any_partition() -> None:
     clock.observe(1, 250.0)
     clock.observe(0, 90.0)  # older: ignored
     assert clock.latest() == 250.0 and clock.now(0) is not None and clock.now(0) >= 100.0
+    # A partition that saw nothing follows the furthest clock (its complaint signals must tick).
+    assert clock.now(2) is None
+    furthest = clock.now_any()
+    assert furthest is not None and furthest >= 250.0 > (clock.now(0) or 0.0)
+    assert EventClock().now_any() is None
 
 
 def test_new_agent_is_not_declared_silent_before_warmup() -> None:
