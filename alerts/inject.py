@@ -159,6 +159,21 @@ def demo_scenario(now: float, seed: int = 0) -> tuple[IncidentScenario, float, f
     return scenario, baseline_start, inject_at
 
 
+def produce_events(producer: Any, topic: str, events: list[AuditEvent]) -> int:
+    """Queue ``events`` on a confluent-kafka producer (waiting while its buffer is full)."""
+    from auditstream.producers.contract import encode_event
+
+    for ev in events:
+        while True:
+            try:
+                producer.produce(topic, encode_event(ev), ev.kafka_key())
+                break
+            except BufferError:
+                producer.poll(0.1)
+    producer.poll(0)
+    return len(events)
+
+
 def produce_demo_incidents(settings: Any, *, seed: int = 0, live_s: float = 0.0) -> str:
     """Produce :func:`demo_scenario` (relative to now) to ``settings.topics.events``.
 
@@ -169,24 +184,13 @@ def produce_demo_incidents(settings: Any, *, seed: int = 0, live_s: float = 0.0)
     """
     from confluent_kafka import Producer
 
-    from auditstream.producers.contract import encode_event
-
     now = time.time()
     scenario, start, inject_at = demo_scenario(now, seed)
     producer = Producer(settings.kafka_config(**{"enable.idempotence": True, "acks": "all"}))
     topic = settings.topics.events
 
     def send(t_from: float, t_to: float) -> int:
-        events = scenario.events(t_from, t_to)
-        for ev in events:
-            while True:
-                try:
-                    producer.produce(topic, encode_event(ev), ev.kafka_key())
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-        producer.poll(0)
-        return len(events)
+        return produce_events(producer, topic, scenario.events(t_from, t_to))
 
     n = send(start, now)
     produced_to = now

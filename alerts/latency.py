@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from auditstream.alerts.inject import IncidentScenario
-from auditstream.producers.contract import Error, encode_event, make_event
+from auditstream.alerts.inject import IncidentScenario, produce_events
+from auditstream.producers.contract import Error, make_event
 
 WARMUP_S = 40 * 60.0
 BURST = 12  # errors at once: ~12 of ~70 operations in the last minute against a 1 % baseline
@@ -57,13 +57,7 @@ def _producer(settings: Any) -> Any:
 
 
 def _produce(producer: Any, topic: str, events: list[Any]) -> None:
-    for ev in events:
-        while True:
-            try:
-                producer.produce(topic, encode_event(ev), ev.kafka_key())
-                break
-            except BufferError:
-                producer.poll(0.05)
+    produce_events(producer, topic, events)
     if producer.flush(30):
         raise RuntimeError("the broker did not acknowledge every event")
 

@@ -41,8 +41,32 @@ from .likelihood import AnomalyLikelihood
 __all__ = ["HalfSpaceTreesDetector", "IsolationForestDetector", "PredictiveDetector"]
 
 
+class _RiverModelState:
+    """State of a detector that keeps a river model and an anomaly likelihood: the model is
+    pickled into the state (trusted: only bytes this service wrote are ever restored)."""
+
+    name: str
+    _model: Any
+    _lik: AnomalyLikelihood
+    _cache: Any
+
+    def _get_state(self) -> dict[str, Any]:
+        state = super()._get_state()  # type: ignore[misc]
+        state["likelihood"] = self._lik.dump()
+        state["model"] = pickle.dumps(self._model, protocol=pickle.HIGHEST_PROTOCOL)
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)  # type: ignore[misc]
+        if not isinstance(state.get("model"), bytes) or "likelihood" not in state:
+            raise StateError(f"{self.name} state lacks its model or likelihood")
+        self._lik.load(state["likelihood"])
+        self._cache = None
+        self._model = pickle.loads(state["model"])  # trusted: written by to_bytes()
+
+
 @register
-class HalfSpaceTreesDetector(Detector):
+class HalfSpaceTreesDetector(_RiverModelState, Detector):
     """river ``HalfSpaceTrees`` on a robustly window-scaled shingle, through an anomaly likelihood.
 
     Scaling: every ``scale_step`` values, ``lo``/``hi`` are the ``scale_quantile`` and
@@ -159,24 +183,13 @@ class HalfSpaceTreesDetector(Detector):
             else:
                 self._lo, self._hi = min(self._window), max(self._window)
 
-    def _get_state(self) -> dict[str, Any]:
-        state = super()._get_state()
-        state["likelihood"] = self._lik.dump()
-        state["model"] = pickle.dumps(self._model, protocol=pickle.HIGHEST_PROTOCOL)
-        return state
-
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
         self._window = deque(self._window, maxlen=self._params["scale_window"])
-        if not isinstance(state.get("model"), bytes) or "likelihood" not in state:
-            raise StateError("half_space_trees state lacks its model or likelihood")
-        self._lik.load(state["likelihood"])
-        self._cache = None
-        self._model = pickle.loads(state["model"])  # trusted: written by to_bytes()
 
 
 @register
-class PredictiveDetector(Detector):
+class PredictiveDetector(_RiverModelState, Detector):
     """Prediction error of a river ``SNARIMAX`` forecaster, through an anomaly likelihood.
 
     The forecaster (autoregressive terms of order ``p``, differencing ``d``, moving-average
@@ -294,20 +307,6 @@ class PredictiveDetector(Detector):
         std = math.sqrt(self._var) or max(abs(self._mean) * 0.01, 1e-9)
         # Clipped: one wild value must not blow up the SGD weights (its error still counts).
         return max(-10.0, min(10.0, (x - self._mean) / std))
-
-    def _get_state(self) -> dict[str, Any]:
-        state = super()._get_state()
-        state["likelihood"] = self._lik.dump()
-        state["model"] = pickle.dumps(self._model, protocol=pickle.HIGHEST_PROTOCOL)
-        return state
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        super()._set_state(state)
-        if not isinstance(state.get("model"), bytes) or "likelihood" not in state:
-            raise StateError("river_predictive state lacks its model or likelihood")
-        self._lik.load(state["likelihood"])
-        self._cache = None
-        self._model = pickle.loads(state["model"])  # trusted: written by to_bytes()
 
 
 @register

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from auditstream.alerts.inject import IncidentScenario, Injected
-from auditstream.producers.contract import encode_event
+from auditstream.alerts.inject import IncidentScenario, Injected, produce_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,17 +29,6 @@ def _producer(settings: Any) -> Any:
     return Producer(
         settings.kafka_config(**{"enable.idempotence": True, "acks": "all", "linger.ms": 10})
     )
-
-
-def _produce(producer: Any, topic: str, events: list) -> None:  # type: ignore[type-arg]
-    for ev in events:
-        while True:
-            try:
-                producer.produce(topic, encode_event(ev), ev.kafka_key())
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
 
 
 @pytest.mark.parametrize("broker", ["noida", "tansu"])
@@ -81,7 +69,7 @@ def test_spike_and_complaints_alert_once_and_resolve(  # type: ignore[no-untyped
     producer = _producer(env.settings)
     topic = env.settings.topics.events
     # 32 minutes of backdated baseline: long enough for every signal to be warm.
-    _produce(producer, topic, scenario.events(live0 - 32 * 60, live0))
+    produce_events(producer, topic, scenario.events(live0 - 32 * 60, live0))
     assert producer.flush(60) == 0
 
     seen: dict[tuple[str, str], dict[str, Any]] = {}
@@ -94,7 +82,7 @@ def test_spike_and_complaints_alert_once_and_resolve(  # type: ignore[no-untyped
         # Live phase: event time advances SPEED× wall time, never past the wall clock.
         target = min(live0 + SPEED * (time.time() - live_start), time.time() - 1)
         if target > produced_to:
-            _produce(producer, topic, scenario.events(produced_to, target))
+            produce_events(producer, topic, scenario.events(produced_to, target))
             producer.poll(0)
             produced_to = target
         active = {
