@@ -9,6 +9,7 @@ it. A figure, not a test.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ def _cpu() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _child(bootstrap: str, prefix: str, n: int) -> None:
+def _child(bootstrap: str, prefix: str, n: int, datadir: str) -> None:
     """The measured process: an ack-only faust agent; prints one RESULT line and exits."""
     import faust
     from faust.worker import Worker
@@ -34,6 +35,7 @@ def _child(bootstrap: str, prefix: str, n: int) -> None:
         f"{prefix}-ceiling",
         broker=f"kafka://{bootstrap}",
         store="memory://",
+        datadir=datadir,  # faust would otherwise leave "<id>-data" in the caller's cwd
         web_enabled=False,
         topic_partitions=6,
         consumer_auto_offset_reset="earliest",
@@ -85,7 +87,7 @@ def run_ceiling(events: int) -> tuple[float, float]:
         _produce(settings, generate(events, seed=1, start=datetime.now(UTC)))
         cmd = [sys.executable, "-m", "auditstream.stream.ceiling", broker.bootstrap, "ceiling"]
         out = subprocess.run(
-            [*cmd, str(events)],
+            [*cmd, str(events), str(tmp / "faust")],
             capture_output=True,
             text=True,
             timeout=900,
@@ -97,7 +99,8 @@ def run_ceiling(events: int) -> tuple[float, float]:
         raise RuntimeError(f"ceiling worker failed: {out.stderr[-2000:]}")
     finally:
         broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    _child(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
